@@ -1,0 +1,253 @@
+"""The building blocks of the zoo: ConvBNAct, SqueezeExcite, BasicBlock, Bottleneck, InvertedResidual.
+
+Blocks are frozen dataclasses (a block *is* its spec) that add flat, deterministically named Keras layers to a
+functional graph when called on a tensor: `Bottleneck(64, strides=2)(x, name="conv3_block1")`. Flat layers with
+keras.applications' names are what make its weight files load by name, so blocks are not nested Keras layers.
+One class per idea: SE, activation and stochastic depth are injected as fields, not subclassed.
+
+Example:
+    >>> inputs = keras.Input((32, 32, 3))
+    >>> x = ConvBNAct(16, 3, strides=2)(inputs, name="stem")
+    >>> x = BasicBlock(16, se_ratio=0.25)(x, name="conv2_block1")
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import keras
+from keras import layers
+
+from cnnzoo._checks import check_choice, check_float, check_int
+
+CONV_INIT = keras.initializers.VarianceScaling(scale=2.0, mode="fan_out", distribution="truncated_normal")
+
+
+def correct_pad(tensor, kernel_size: int) -> tuple[tuple[int, int], tuple[int, int]]:
+    """keras.applications' asymmetric zero padding before a stride-2 'valid' conv (even sizes pad less on top)."""
+    size = tensor.shape[1:3]
+    adjust = (1, 1) if size[0] is None or size[1] is None else (1 - size[0] % 2, 1 - size[1] % 2)
+    half = kernel_size // 2
+    return ((half - adjust[0], half), (half - adjust[1], half))
+
+
+def _activation(activation: str | None, name: str):
+    if activation is None:
+        return None
+    if activation == "relu6":
+        return layers.ReLU(6.0, name=name)
+    return layers.Activation(activation, name=name)
+
+
+@dataclass(frozen=True)
+class ConvBNAct:
+    """Conv2D (or depthwise) -> BatchNorm -> activation, with explicit names.
+
+    `padding` is "same", "valid", "symmetric" (explicit ZeroPadding2D of kernel//2 * dilation, as PyTorch pads)
+    or "correct" (keras.applications' `correct_pad`). Layer names default to `{name}_conv`, `{name}_bn`,
+    `{name}_{activation}`; `conv_name`, `bn_name`, `act_name`, `pad_name` override them.
+    """
+
+    filters: int | None
+    kernel_size: int = 3
+    strides: int = 1
+    padding: str = "same"
+    depthwise: bool = False
+    use_bias: bool = False
+    activation: str | None = "relu"
+    bn_epsilon: float = 1e-3
+    bn_momentum: float = 0.99
+    conv_name: str | None = None
+    bn_name: str | None = None
+    act_name: str | None = None
+    pad_name: str | None = None
+
+    def __post_init__(self):
+        if not self.depthwise:
+            check_int("filters", self.filters, minimum=1)
+        check_int("kernel_size", self.kernel_size, minimum=1)
+        check_int("strides", self.strides, minimum=1)
+        check_choice("padding", self.padding, ("same", "valid", "symmetric", "correct"))
+
+    def __call__(self, x, name: str):
+        pad = self.padding
+        if pad in ("symmetric", "correct"):
+            amount = correct_pad(x, self.kernel_size) if pad == "correct" else self.kernel_size // 2
+            x = layers.ZeroPadding2D(amount, name=self.pad_name or f"{name}_pad")(x)
+            pad = "valid"
+        conv_name = self.conv_name or f"{name}_conv"
+        if self.depthwise:
+            x = layers.DepthwiseConv2D(self.kernel_size, strides=self.strides, padding=pad, use_bias=self.use_bias,
+                                       depthwise_initializer=CONV_INIT, name=conv_name)(x)
+        else:
+            x = layers.Conv2D(self.filters, self.kernel_size, strides=self.strides, padding=pad,
+                              use_bias=self.use_bias, kernel_initializer=CONV_INIT, name=conv_name)(x)
+        x = layers.BatchNormalization(epsilon=self.bn_epsilon, momentum=self.bn_momentum,
+                                      name=self.bn_name or f"{name}_bn")(x)
+        act = _activation(self.activation, self.act_name or f"{name}_{self.activation}")
+        return x if act is None else act(x)
+
+
+@dataclass(frozen=True)
+class SqueezeExcite:
+    """Squeeze-and-excitation (Hu et al. 2018): channel gates from global context.
+
+    Layers: `{prefix}se_squeeze` (global average), `{prefix}se_reshape`, `{prefix}se_reduce` (1x1 conv with bias,
+    `reduced_filters` channels, `activation`), `{prefix}se_expand` (1x1 conv, sigmoid), `{prefix}se_excite`
+    (multiply) — EfficientNet's names in keras.applications.
+    """
+
+    reduced_filters: int
+    activation: str = "relu"
+
+    def __post_init__(self):
+        check_int("reduced_filters", self.reduced_filters, minimum=1)
+
+    def __call__(self, x, prefix: str):
+        channels = x.shape[-1]
+        se = layers.GlobalAveragePooling2D(name=f"{prefix}se_squeeze")(x)
+        se = layers.Reshape((1, 1, channels), name=f"{prefix}se_reshape")(se)
+        se = layers.Conv2D(self.reduced_filters, 1, padding="same", activation=self.activation,
+                           kernel_initializer=CONV_INIT, name=f"{prefix}se_reduce")(se)
+        se = layers.Conv2D(channels, 1, padding="same", activation="sigmoid", kernel_initializer=CONV_INIT,
+                           name=f"{prefix}se_expand")(se)
+        return layers.Multiply(name=f"{prefix}se_excite")([x, se])
+
+
+def _se_from_ratio(se_ratio: float | None, channels: int, activation: str) -> SqueezeExcite | None:
+    if not se_ratio:
+        return None
+    return SqueezeExcite(max(1, int(channels * se_ratio)), activation=activation)
+
+
+@dataclass(frozen=True)
+class BasicBlock:
+    """ResNet basic block (two 3x3 convs), torchvision's layout with keras.applications-style names.
+
+    `{name}_1_conv` (3x3, stride) -> `{name}_2_conv` (3x3) [-> SE] + shortcut (`{name}_0_conv` 1x1 projection when
+    the shape changes) -> `{name}_add` -> `{name}_out`. `expansion = 1`.
+    """
+
+    filters: int
+    strides: int = 1
+    se_ratio: float | None = None
+    use_bias: bool = False
+    bn_epsilon: float = 1e-5
+    bn_momentum: float = 0.9
+    expansion = 1
+
+    def __post_init__(self):
+        check_int("filters", self.filters, minimum=1)
+        check_int("strides", self.strides, minimum=1)
+        if self.se_ratio is not None:
+            check_float("se_ratio", self.se_ratio, minimum=0.0, maximum=1.0)
+
+    def _conv(self, filters, kernel, strides, padding, activation):
+        return ConvBNAct(filters, kernel, strides=strides, padding=padding, use_bias=self.use_bias,
+                         activation=activation, bn_epsilon=self.bn_epsilon, bn_momentum=self.bn_momentum)
+
+    def _shortcut(self, x, out_channels, name):
+        if self.strides == 1 and x.shape[-1] == out_channels:
+            return x
+        return self._conv(out_channels, 1, self.strides, "valid", None)(x, name=f"{name}_0")
+
+    def __call__(self, x, name: str):
+        shortcut = self._shortcut(x, self.filters, name)
+        padding = "symmetric" if self.strides > 1 else "same"
+        y = self._conv(self.filters, 3, self.strides, padding, "relu")(x, name=f"{name}_1")
+        y = self._conv(self.filters, 3, 1, "same", None)(y, name=f"{name}_2")
+        se = _se_from_ratio(self.se_ratio, self.filters, "relu")
+        if se is not None:
+            y = se(y, prefix=f"{name}_")
+        y = layers.Add(name=f"{name}_add")([shortcut, y])
+        return layers.Activation("relu", name=f"{name}_out")(y)
+
+
+@dataclass(frozen=True)
+class Bottleneck(BasicBlock):
+    """ResNet bottleneck (1x1 reduce, 3x3, 1x1 expand x4), keras.applications' v1 names.
+
+    `stride_in_3x3=False` is v1 (stride on the first 1x1, as keras.applications' ResNet50); True is v1.5
+    (stride on the 3x3, as torchvision and NVIDIA's ResNet50 v1.5). `expansion = 4`.
+    """
+
+    stride_in_3x3: bool = False
+    use_bias: bool = True
+    bn_epsilon: float = 1.001e-5
+    bn_momentum: float = 0.99
+    expansion = 4
+
+    def __call__(self, x, name: str):
+        out_channels = self.filters * self.expansion
+        shortcut = self._shortcut(x, out_channels, name)
+        s1, s3 = (1, self.strides) if self.stride_in_3x3 else (self.strides, 1)
+        y = self._conv(self.filters, 1, s1, "valid", "relu")(x, name=f"{name}_1")
+        # PyTorch pads a stride-2 3x3 symmetrically; TF "same" would pad only bottom/right.
+        y = self._conv(self.filters, 3, s3, "symmetric" if s3 > 1 else "same", "relu")(y, name=f"{name}_2")
+        y = self._conv(out_channels, 1, 1, "valid", None)(y, name=f"{name}_3")
+        se = _se_from_ratio(self.se_ratio, out_channels, "relu")
+        if se is not None:
+            y = se(y, prefix=f"{name}_")
+        y = layers.Add(name=f"{name}_add")([shortcut, y])
+        return layers.Activation("relu", name=f"{name}_out")(y)
+
+
+@dataclass(frozen=True)
+class InvertedResidual:
+    """MobileNetV2 inverted residual / EfficientNet MBConv: expand 1x1 -> depthwise -> [SE] -> project 1x1.
+
+    `naming="mobilenet_v2"` gives keras.applications' MobileNetV2 names (`block_{i}_expand`, `_depthwise_BN`, ...;
+    block 0 is `expanded_conv_`), `naming="efficientnet"` its EfficientNet names (`block1a_expand_conv`,
+    `block1a_dwconv`, `block1a_se_reduce`, ...). The residual is added when shapes allow; `drop_rate` is
+    stochastic depth (drop the whole residual branch per sample, EfficientNet's drop-connect).
+    SE squeezes to `int(filters_in * se_ratio)` channels, as in EfficientNet.
+    """
+
+    filters: int
+    expand_ratio: float = 6
+    kernel_size: int = 3
+    strides: int = 1
+    se_ratio: float | None = None
+    activation: str = "relu6"
+    drop_rate: float = 0.0
+    naming: str = "mobilenet_v2"
+    bn_epsilon: float = 1e-3
+    bn_momentum: float = 0.999
+
+    def __post_init__(self):
+        check_int("filters", self.filters, minimum=1)
+        check_int("strides", self.strides, minimum=1, maximum=2)
+        check_float("drop_rate", self.drop_rate, minimum=0.0, maximum=1.0)
+        check_choice("naming", self.naming, ("mobilenet_v2", "efficientnet"))
+
+    def _names(self, prefix: str) -> dict[str, str]:
+        if self.naming == "mobilenet_v2":
+            return dict(expand="expand", expand_bn="expand_BN", expand_act="expand_relu", pad="pad",
+                        dw="depthwise", dw_bn="depthwise_BN", dw_act="depthwise_relu", project="project",
+                        project_bn="project_BN", drop="drop", add="add")
+        return dict(expand="expand_conv", expand_bn="expand_bn", expand_act="expand_activation", pad="dwconv_pad",
+                    dw="dwconv", dw_bn="bn", dw_act="activation", project="project_conv",
+                    project_bn="project_bn", drop="drop", add="add")
+
+    def __call__(self, x, prefix: str):
+        n = {k: f"{prefix}{v}" for k, v in self._names(prefix).items()}
+        inputs = x
+        filters_in = x.shape[-1]
+        bn = dict(bn_epsilon=self.bn_epsilon, bn_momentum=self.bn_momentum)
+        expanded = int(filters_in * self.expand_ratio)
+        if self.expand_ratio != 1:
+            x = ConvBNAct(expanded, 1, padding="same", activation=self.activation, conv_name=n["expand"],
+                          bn_name=n["expand_bn"], act_name=n["expand_act"], **bn)(x, name=prefix)
+        x = ConvBNAct(None, self.kernel_size, strides=self.strides, depthwise=True,
+                      padding="correct" if self.strides == 2 else "same", activation=self.activation,
+                      conv_name=n["dw"], bn_name=n["dw_bn"], act_name=n["dw_act"], pad_name=n["pad"],
+                      **bn)(x, name=prefix)
+        se = _se_from_ratio(self.se_ratio, filters_in, self.activation)
+        if se is not None:
+            x = se(x, prefix=prefix)
+        x = ConvBNAct(self.filters, 1, padding="same", activation=None, conv_name=n["project"],
+                      bn_name=n["project_bn"], **bn)(x, name=prefix)
+        if self.strides == 1 and filters_in == self.filters:
+            if self.drop_rate > 0:
+                x = layers.Dropout(self.drop_rate, noise_shape=(None, 1, 1, 1), name=n["drop"])(x)
+            x = layers.Add(name=n["add"])([inputs, x])
+        return x

@@ -1,0 +1,233 @@
+"""One registry for the zoo: `register_model`, `create_model`, `list_models`, `model_info`, `finetune_groups`.
+
+Example:
+    >>> cnnzoo.list_models("resnet*")[:3]
+    ['resnet18', 'resnet34', 'resnet50']
+    >>> model = cnnzoo.create_model("mobilenet_v2_035", num_classes=10, input_shape=(64, 64, 3))
+"""
+from __future__ import annotations
+
+import difflib
+import fnmatch
+import functools
+import inspect
+import re
+import warnings
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Callable
+
+import keras
+
+from cnnzoo._checks import check_choice, received
+from cnnzoo.layers.preprocessing import Preprocessing
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """What the registry knows about one name: how to build it, and the metadata every other module uses."""
+
+    name: str
+    family: str
+    builder: Callable  # builder(x, *, include_top, num_classes, pooling, dropout, classifier_activation, **kw)
+    default_input_size: int
+    paper: str
+    preprocessing: dict  # Preprocessing layer config the model (and its ImageNet weights, if any) expects
+    group_of: Callable[[str], str | None]  # layer name -> fine-tuning group ("stem", "stage1", ..., "head")
+    imagenet: Callable | None = None  # (include_top, input_shape, overrides) -> (file name, url, hash)
+    defaults: dict = field(default_factory=dict)
+    fixed_size_top: bool = False  # include_top needs a known input size (VGG's flattening head)
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    name: str
+    family: str
+    params: int
+    macs: int
+    default_input_size: int
+    paper: str
+
+
+_REGISTRY: "OrderedDict[str, ModelEntry]" = OrderedDict()
+
+
+def register_model(entry: ModelEntry) -> ModelEntry:
+    """Add a model to the registry; registering a name twice warns and keeps the newer entry."""
+    if entry.name in _REGISTRY:
+        warnings.warn(f"Model {entry.name!r} was registered twice; the later registration wins.", stacklevel=2)
+    _REGISTRY[entry.name] = entry
+    return entry
+
+
+def _natural_key(name: str):
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
+
+
+def list_models(pattern: str = "*") -> list[str]:
+    """Registered model names matching an fnmatch `pattern`, in natural order (resnet18 before resnet101)."""
+    if not isinstance(pattern, str):
+        raise TypeError(f"`pattern` must be a string. {received('pattern', pattern)}")
+    _ensure_models_registered()
+    return sorted((n for n in _REGISTRY if fnmatch.fnmatchcase(n, pattern)), key=_natural_key)
+
+
+def get_entry(name) -> ModelEntry:
+    """The registry entry for `name` (an entry passes through, for builders of unregistered variants)."""
+    if isinstance(name, ModelEntry):
+        return name
+    _ensure_models_registered()
+    if not isinstance(name, str) or name not in _REGISTRY:
+        close = difflib.get_close_matches(str(name), list(_REGISTRY), n=5, cutoff=0.5)
+        hint = f" Closest registered names: {', '.join(close)}." if close else \
+            " See cnnzoo.list_models() for every name."
+        raise ValueError(f"Unknown model name.{hint} {received('name', name)}")
+    return _REGISTRY[name]
+
+
+def _ensure_models_registered():
+    import cnnzoo.models  # noqa: F401  (importing the families registers them)
+
+
+def _check_input_shape(input_shape, entry: ModelEntry, include_top: bool) -> tuple:
+    if input_shape is None:
+        return (entry.default_input_size, entry.default_input_size, 3)
+    try:
+        shape = tuple(input_shape)
+    except TypeError:
+        shape = None
+    if shape is None or len(shape) != 3 or not all(d is None or (isinstance(d, int) and d > 0) for d in shape):
+        raise ValueError("`input_shape` must be (height, width, channels) with positive ints (height/width may be "
+                         f"None). {received('input_shape', input_shape)}")
+    if shape[2] is None:
+        raise ValueError(f"The number of channels must be known. {received('input_shape', input_shape)}")
+    if any(d is not None and d < 32 for d in shape[:2]):
+        raise ValueError(f"Height and width must be at least 32 pixels. {received('input_shape', input_shape)}")
+    if include_top and entry.fixed_size_top and None in shape[:2]:
+        raise ValueError(f"{entry.name!r} with include_top=True flattens its features, so height and width must be "
+                         f"known; use include_top=False for any-size input. {received('input_shape', input_shape)}")
+    return shape
+
+
+def create_model(name: str, *, num_classes: int = 1000, input_shape=None, include_top: bool = True,
+                 pooling: str | None = "avg", dropout: float | None = None, classifier_activation="softmax",
+                 weights: str | None = None, preprocessing="default", **overrides) -> keras.Model:
+    """Build a registered model with keras.applications' contract.
+
+    Args:
+        name: str, a name from `list_models()`.
+        num_classes: int, classifier width (with `include_top=True`).
+        input_shape: (height, width, channels); None means the model's default size, 3 channels. Height and width
+            may be None when `include_top=False` (and for any global-pooling head).
+        include_top: bool, whether to add the classifier.
+        pooling: "avg", "max", None (4D features, only without top) or a global pooling of `cnnzoo.layers`
+            (e.g. "spp").
+        dropout: float or None (the family's default: EfficientNet's 0.2-0.5, else none) before the classifier.
+        classifier_activation: "softmax", None (logits) or any Keras activation. Always computed in float32.
+        weights: None, a weights file (.weights.h5 or a keras.applications legacy .h5) or "imagenet".
+        preprocessing: "default" puts the model's `Preprocessing` layer first (the model takes raw 0..255
+            pixels); None leaves it out; a `Preprocessing` layer uses that one.
+        **overrides: family options (e.g. `alpha=0.5`, `drop_connect_rate=0.1`, `bn_momentum=0.9`); None values
+            are dropped.
+
+    Example:
+        >>> model = create_model("resnet18", num_classes=10, input_shape=(64, 64, 3))
+        >>> model.output_shape
+        (None, 10)
+    """
+    from cnnzoo.models.heads import validate_head_args
+
+    entry = get_entry(name)
+    overrides = {k: v for k, v in overrides.items() if v is not None}
+    params = inspect.signature(entry.builder).parameters
+    allowed = [p for p in params if p not in ("x", "spec", "include_top", "num_classes", "pooling", "dropout",
+                                              "classifier_activation")]
+    for key in overrides:
+        if key not in allowed:
+            raise TypeError(f"{entry.name!r} has no option {key!r} (options: {', '.join(allowed) or 'none'}). "
+                            f"{received(key, overrides[key])}")
+    validate_head_args(num_classes=num_classes, include_top=include_top, pooling=pooling, dropout=dropout,
+                       classifier_activation=classifier_activation)
+    shape = _check_input_shape(input_shape, entry, include_top)
+    if not (weights is None or isinstance(weights, str)):
+        raise TypeError(f"`weights` must be None, 'imagenet' or a file path. {received('weights', weights)}")
+    if not (preprocessing in ("default", None) or isinstance(preprocessing, Preprocessing)):
+        raise ValueError("`preprocessing` must be 'default', None or a cnnzoo.layers.Preprocessing layer. "
+                         f"{received('preprocessing', preprocessing)}")
+    if weights == "imagenet" and entry.imagenet is None:
+        raise ValueError(f"{entry.name!r} has no ImageNet weights in keras.applications; pass a weights file or None. "
+                         f"{received('weights', weights)}")
+    if weights == "imagenet" and shape[2] != 3:
+        raise ValueError(f"ImageNet weights need 3 input channels. {received('input_shape', input_shape)}")
+
+    inputs = keras.Input(shape, name="images")
+    x = inputs
+    if preprocessing == "default":
+        x = Preprocessing(**entry.preprocessing, name="preprocessing")(x)
+    elif preprocessing is not None:
+        x = preprocessing(x)
+    kwargs = {**entry.defaults, **overrides}
+    outputs = entry.builder(x, include_top=include_top, num_classes=num_classes, pooling=pooling,
+                            dropout=dropout, classifier_activation=classifier_activation, **kwargs)
+    model = keras.Model(inputs, outputs, name=entry.name)
+    if weights is not None:
+        from cnnzoo import weights as weights_lib
+
+        path = weights_lib.imagenet_file(entry, include_top, shape, kwargs) if weights == "imagenet" else weights
+        weights_lib.load_weights(model, path)
+    return model
+
+
+@functools.lru_cache(maxsize=None)
+def model_info(name: str) -> ModelInfo:
+    """Parameters and multiply-adds at the model's default input size, with its family and paper.
+
+    Example:
+        >>> cnnzoo.model_info("resnet18").params
+        11689512
+    """
+    from cnnzoo.profiling import profile
+
+    entry = get_entry(name)
+    model = create_model(name, preprocessing=None)
+    prof = profile(model)
+    return ModelInfo(name=name, family=entry.family, params=prof.params, macs=prof.macs,
+                     default_input_size=entry.default_input_size, paper=entry.paper)
+
+
+def finetune_groups(model: keras.Model) -> "OrderedDict[str, list[keras.layers.Layer]]":
+    """Split a zoo model's layers into fine-tuning groups, input to output: "stem", "stage1".., "head".
+
+    Groups come from the architecture's layer names (registered with the family), not from layer indices, so
+    they survive a `.keras` round trip. Layers without weights that belong to no group (input, preprocessing)
+    are left out.
+
+    Example:
+        >>> list(finetune_groups(cnnzoo.create_model("resnet18", input_shape=(32, 32, 3))))
+        ['stem', 'stage1', 'stage2', 'stage3', 'stage4', 'head']
+    """
+    _ensure_models_registered()
+    candidates = []
+    if model.name in _REGISTRY:
+        candidates.append(_REGISTRY[model.name])
+    seen_families = {c.family for c in candidates}
+    for entry in _REGISTRY.values():
+        if entry.family not in seen_families:
+            seen_families.add(entry.family)
+            candidates.append(entry)
+    for entry in candidates:
+        groups: OrderedDict = OrderedDict()
+        ok = True
+        for layer in model.layers:
+            if isinstance(layer, (keras.layers.InputLayer, Preprocessing)):
+                continue
+            group = entry.group_of(layer.name)
+            if group is None:
+                ok = False
+                break
+            groups.setdefault(group, []).append(layer)
+        if ok and groups:
+            order = ["stem"] + sorted((g for g in groups if g.startswith("stage")), key=_natural_key) + ["head"]
+            return OrderedDict((g, groups[g]) for g in order if g in groups)
+    raise ValueError("Cannot find fine-tuning groups: the model's layer names match no cnnzoo architecture. "
+                     f"Build it with cnnzoo.create_model. Received: model.name={model.name!r}")

@@ -1,0 +1,135 @@
+"""Weight files: read keras.applications' legacy HDF5 and Keras 3 `.weights.h5`, load them by layer name.
+
+Loading by name (not by order) is what lets a keras.applications file fill a cnnzoo model whose extra layers
+(preprocessing, a new head) differ. A classifier that does not fit the new `num_classes` is skipped with a
+warning (transfer learning); any other mismatch is an error naming the layer.
+
+Example:
+    >>> model = cnnzoo.create_model("resnet50", num_classes=5, weights="resnet50_weights_tf_dim_ordering_tf_kernels.h5")
+"""
+from __future__ import annotations
+
+import os
+import warnings
+
+import h5py
+import keras
+import numpy as np
+
+from cnnzoo._checks import received
+
+HEAD_LAYERS = ("predictions",)
+# Layers of keras.applications models that cnnzoo replaces with its own `Preprocessing` layer.
+KERAS_PREPROCESSING_PREFIXES = ("normalization", "rescaling")
+WEIGHTS_URL_ENV = "CNNZOO_WEIGHTS_URL"
+CACHE_DIR_ENV = "CNNZOO_CACHE_DIR"
+
+
+def _decode(values) -> list[str]:
+    return [v.decode("utf8") if isinstance(v, bytes) else str(v) for v in values]
+
+
+def read_weights_file(path: str) -> tuple[str, dict[str, list[np.ndarray]]]:
+    """Read either weights-file layout: ("legacy" | "keras3", key -> arrays in the layer's variable order).
+
+    Legacy files (keras.applications' ImageNet files) key by layer name. Keras 3 `.weights.h5` files key by the
+    layer's class in snake case, numbered in `model.layers` order (`conv2d`, `conv2d_1`, ...): they store no
+    layer names, so `load_weights` recomputes those keys for the receiving model.
+    """
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"Weights file not found. {received('weights', path)}")
+    try:
+        f = h5py.File(path, "r")
+    except OSError as error:
+        raise ValueError(f"Not an HDF5 weights file ({error}). {received('weights', path)}") from None
+    with f:
+        group = f["model_weights"] if "model_weights" in f else f
+        if "layer_names" in group.attrs:
+            out = {}
+            for layer_name in _decode(group.attrs["layer_names"]):
+                g = group[layer_name]
+                names = _decode(g.attrs["weight_names"])
+                if names:
+                    out[layer_name] = [np.asarray(g[n]) for n in names]
+            return "legacy", out
+        if "layers" in group:
+            out = {}
+            for key, g in group["layers"].items():
+                if "vars" in g and len(g["vars"]):
+                    out[key] = [np.asarray(g["vars"][str(i)]) for i in range(len(g["vars"]))]
+            return "keras3", out
+    raise ValueError(f"Unrecognised weights file layout (no 'layer_names' and no 'layers'). {received('weights', path)}")
+
+
+def keras3_keys(model: keras.Model) -> dict[str, keras.layers.Layer]:
+    """The keys Keras 3's saver gives `model.layers`: snake-case class name, uniquified in order."""
+    keys, used = {}, {}
+    for layer in model.layers:
+        base = keras.src.utils.naming.to_snake_case(type(layer).__name__)
+        used[base] = used.get(base, -1) + 1
+        keys[base if used[base] == 0 else f"{base}_{used[base]}"] = layer
+    return keys
+
+
+def load_weights(model: keras.Model, path: str) -> dict[str, list[str]]:
+    """Assign a weights file to `model` by layer (legacy files: by name; Keras 3 files: by saver key).
+
+    Returns {"loaded": [...], "skipped": [...]} layer names.
+
+    Raises:
+        ValueError: a non-head layer's shapes differ, or a layer with weights is missing from either side.
+    """
+    layout, stored = read_weights_file(path)
+    by_key = {layer.name: layer for layer in model.layers} if layout == "legacy" else keras3_keys(model)
+    key_of = {id(layer): key for key, layer in by_key.items()}
+    loaded, skipped, missing = [], [], []
+    for layer in model.layers:
+        if not layer.weights:
+            continue
+        arrays = stored.get(key_of[id(layer)])
+        if arrays is None:
+            (skipped if layer.name in HEAD_LAYERS else missing).append(layer.name)
+            continue
+        expected = [tuple(w.shape) for w in layer.weights]
+        got = [tuple(a.shape) for a in arrays]
+        if expected != got:
+            if layer.name in HEAD_LAYERS:
+                skipped.append(layer.name)
+                continue
+            raise ValueError(f"Layer {layer.name!r} does not fit the weights file: the model has shapes {expected}, "
+                             f"the file {got}. {received('weights', path)}")
+        layer.set_weights(arrays)
+        loaded.append(layer.name)
+    head_keys = {key_of[id(layer)] for layer in model.layers if layer.name in HEAD_LAYERS}
+    extra = [k for k in stored if (k not in by_key or not by_key[k].weights) and k not in HEAD_LAYERS
+             and k not in head_keys and not k.startswith(KERAS_PREPROCESSING_PREFIXES)]
+    if missing or extra:
+        raise ValueError("The weights file is for another architecture: "
+                         + (f"layers missing from the file: {missing[:5]}{'...' if len(missing) > 5 else ''}; "
+                            if missing else "")
+                         + (f"entries not in the model: {extra[:5]}{'...' if len(extra) > 5 else ''}; " if extra else "")
+                         + received("weights", path))
+    if skipped:
+        warnings.warn(f"Weights file {os.path.basename(path)!r}: skipped {skipped} (the classifier does not fit "
+                      f"num_classes or is not in the file); those layers keep their fresh initialization.",
+                      stacklevel=3)
+    return {"loaded": loaded, "skipped": skipped}
+
+
+def imagenet_file(entry, include_top: bool, input_shape, kwargs) -> str:
+    """Download (once, cached in ~/.keras/models) keras.applications' ImageNet file for `entry`.
+
+    CNNZOO_WEIGHTS_URL points the base URL at a mirror; CNNZOO_CACHE_DIR replaces the Keras home as cache.
+    """
+    file_name, url, file_hash = entry.imagenet(include_top, input_shape, kwargs)
+    mirror = os.environ.get(WEIGHTS_URL_ENV)
+    if mirror:
+        url = mirror.rstrip("/") + "/" + file_name
+    try:
+        return keras.utils.get_file(file_name, url, cache_subdir="models", file_hash=file_hash,
+                                     cache_dir=os.environ.get(CACHE_DIR_ENV))
+    except Exception as error:  # get_file raises bare Exception subclasses for network errors
+        raise RuntimeError(
+            f"Could not fetch the ImageNet weights for {entry.name!r} from {url} ({type(error).__name__}: "
+            f"{str(error)[:200]}). Offline? Download {file_name} on a connected machine and pass its local path: "
+            f"create_model({entry.name!r}, weights='/path/to/{file_name}').") from None
