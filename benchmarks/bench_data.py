@@ -1,0 +1,185 @@
+"""Images/s of the full input pipeline, per augmentation policy, against the same policy in Keras's own layers.
+
+Both pipelines decode JPEGs from disk, resize to 224x224 and batch 64, in the same run on the same files:
+    cnnzoo:  cnnzoo.data.from_directory(cache=False) -> cnnzoo.data.augment_dataset(policy)
+    keras:   keras.utils.image_dataset_from_directory -> map(keras.Sequential(the policy's Keras layers))
+It also times MobileNetV2 training steps (cnnzoo.create_model("mobilenet_v2"), batch 32, 224 px) on this
+machine, to report whether the pipeline would be the bottleneck of training.
+
+Goals (issue #4): "standard" >= 2x its Keras stack, "heavy" >= 4x Keras's (RandAugment) stack, and the
+pipeline faster than training.
+
+Usage:
+    python benchmarks/bench_data.py --quick          # < 2 min on 2 CPU cores
+    python benchmarks/bench_data.py --images 2048    # steadier figures
+Writes benchmarks/results/bench_data.json (and prints a table).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import sys
+import tempfile
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+import keras  # noqa: E402
+
+import cnnzoo  # noqa: E402
+from cnnzoo.data import augment as cz_augment  # noqa: E402
+
+POLICIES = ("none", "light", "standard", "heavy")
+SIZE, BATCH = 224, 64
+
+
+def make_jpegs(root: str, count: int, classes: int = 4, seed: int = 0) -> None:
+    """`count` JPEGs of photo content (scikit-image samples), ImageNet-like sizes (~300-500 px), quality 90."""
+    from PIL import Image
+    from skimage import data as samples
+
+    photos = [samples.astronaut(), samples.chelsea(), samples.coffee(), samples.rocket(),
+              np.stack([samples.camera()] * 3, -1)]
+    rng = np.random.default_rng(seed)
+    for c in range(classes):
+        os.makedirs(os.path.join(root, f"class_{c}"), exist_ok=True)
+    for i in range(count):
+        photo = photos[i % len(photos)]
+        h, w = photo.shape[:2]
+        ch, cw = int(h * rng.uniform(0.6, 1.0)), int(w * rng.uniform(0.6, 1.0))
+        y, x = rng.integers(0, h - ch + 1), rng.integers(0, w - cw + 1)
+        crop = Image.fromarray(photo[y:y + ch, x:x + cw])
+        width = int(rng.integers(300, 501))
+        crop = crop.resize((width, max(1, int(width * ch / cw * rng.uniform(0.7, 1.0)))), Image.BILINEAR)
+        crop.save(os.path.join(root, f"class_{i % classes}", f"{i:05d}.jpg"), quality=90)
+
+
+def keras_layers(policy: str) -> list[keras.layers.Layer]:
+    """The policy rebuilt from Keras 3's own layers, step by step with the same parameters."""
+    layers = []
+    for name, options in cz_augment.policy_steps(policy):
+        if name == "flip":
+            layers.append(keras.layers.RandomFlip(options["mode"]))
+        elif name == "rotation":
+            layers.append(keras.layers.RandomRotation(options["factor"]))
+        elif name == "zoom":
+            layers.append(keras.layers.RandomZoom(options["factor"]))
+        elif name == "translation":
+            layers.append(keras.layers.RandomTranslation(options["factor"], options["factor"]))
+        elif name == "color_jitter":
+            s = options["saturation"]   # our multiplier k in [1-s, 1+s] is Keras's f = k / (1 + k)
+            layers.append(keras.layers.RandomColorJitter(
+                value_range=(0, 255), brightness_factor=options["brightness"],
+                contrast_factor=(-options["contrast"], options["contrast"]),
+                saturation_factor=((1 - s) / (2 - s), (1 + s) / (2 + s)), hue_factor=2 * options["hue"]))
+        elif name == "erasing":
+            p = options["probability"]
+            layers.append(keras.layers.RandomErasing(factor=(p, p), scale=options["scale"]))
+        elif name == "rand_augment":
+            layers.append(keras.layers.RandAugment(num_ops=options["num_ops"], factor=options["factor"]))
+        else:
+            raise ValueError(name)
+    return layers
+
+
+def throughput(ds: tf.data.Dataset, warmup_batches: int = 2) -> float:
+    """Images/s over one epoch of `ds`, after a few warm-up batches of a first (untimed) pass."""
+    for _ in ds.take(warmup_batches):
+        pass
+    count, start = 0, time.perf_counter()
+    for images, _ in ds:
+        count += int(images.shape[0])
+    return count / (time.perf_counter() - start)
+
+
+def cnnzoo_pipeline(root: str, policy: str) -> tf.data.Dataset:
+    data = cnnzoo.data.from_directory(root, image_size=SIZE, batch_size=BATCH, validation_split=0.0, seed=0,
+                                      cache=False)
+    return cnnzoo.data.augment_dataset(data, policy, seed=0)
+
+
+def keras_pipeline(root: str, policy: str) -> tf.data.Dataset:
+    ds = keras.utils.image_dataset_from_directory(root, image_size=(SIZE, SIZE), batch_size=BATCH, seed=0,
+                                                  shuffle=True, verbose=False)
+    augment = keras.Sequential(keras_layers(policy))
+    if policy != "none":
+        ds = ds.map(lambda x, y: (augment(x, training=True), y), num_parallel_calls=tf.data.AUTOTUNE)
+    return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def model_training_rate(steps: int, batch: int = 32) -> float:
+    model = cnnzoo.create_model("mobilenet_v2", num_classes=10, input_shape=(SIZE, SIZE, 3))
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    x = np.random.default_rng(0).integers(0, 256, (batch, SIZE, SIZE, 3)).astype("float32")
+    y = np.arange(batch) % 10
+    for _ in range(2):
+        model.train_on_batch(x, y)
+    start = time.perf_counter()
+    for _ in range(steps):
+        model.train_on_batch(x, y)
+    return steps * batch / (time.perf_counter() - start)
+
+
+def main(argv=None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="few images and steps (< 2 min on 2 cores)")
+    parser.add_argument("--images", type=int, default=None, help="JPEGs in the test folder (default 1024)")
+    parser.add_argument("--policies", default=",".join(POLICIES))
+    parser.add_argument("--train-steps", type=int, default=None)
+    parser.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "results",
+                                                      "bench_data.json"))
+    args = parser.parse_args(argv)
+    images = args.images or (384 if args.quick else 1024)
+    steps = args.train_steps or (4 if args.quick else 10)
+    policies = [p for p in args.policies.split(",") if p]
+
+    root = tempfile.mkdtemp(prefix="cnnzoo-bench-data-")
+    started = time.perf_counter()
+    try:
+        make_jpegs(root, images)
+        results = {}
+        for policy in policies:
+            ours = throughput(cnnzoo_pipeline(root, policy))
+            theirs = throughput(keras_pipeline(root, policy))
+            results[policy] = {"cnnzoo_img_s": round(ours, 1), "keras_img_s": round(theirs, 1),
+                               "speedup": round(ours / theirs, 2)}
+            print(f"{policy:9s} cnnzoo {ours:7.1f} img/s   keras {theirs:7.1f} img/s   x{ours / theirs:.2f}",
+                  flush=True)
+        train_rate = model_training_rate(steps)
+        print(f"mobilenet_v2 training: {train_rate:.1f} img/s (batch 32, {SIZE} px)")
+        for policy, row in results.items():
+            row["pipeline_over_training"] = round(row["cnnzoo_img_s"] / train_rate, 2)
+            print(f"{policy:9s} pipeline / training = {row['pipeline_over_training']:.2f}")
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+    goals = {}
+    if "standard" in results:
+        goals["standard_vs_keras_ge_2x"] = results["standard"]["speedup"] >= 2.0
+    if "heavy" in results:
+        goals["heavy_vs_keras_randaugment_ge_4x"] = results["heavy"]["speedup"] >= 4.0
+    goals["pipeline_faster_than_training"] = all(r["pipeline_over_training"] >= 1.0 for r in results.values())
+    report = {
+        "benchmark": "bench_data", "quick": args.quick, "images": images, "image_size": SIZE, "batch": BATCH,
+        "policies": results, "mobilenet_v2_train_img_s": round(train_rate, 1), "goals": goals,
+        "machine": {"platform": platform.platform(), "cpus": os.cpu_count(),
+                    "gpus": [d.name for d in tf.config.list_physical_devices("GPU")],
+                    "tensorflow": tf.__version__, "keras": keras.__version__},
+        "seconds": round(time.perf_counter() - started, 1),
+    }
+    os.makedirs(os.path.dirname(args.out), exist_ok=True)
+    with open(args.out, "w") as f:
+        json.dump(report, f, indent=2)
+    print("goals:", goals)
+    print("wrote", args.out)
+    return report
+
+
+if __name__ == "__main__":
+    main()

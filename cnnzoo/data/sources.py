@@ -1,0 +1,477 @@
+"""Data sources: `from_directory`, `from_tfds` and `from_arrays`, each returning an `ImageData`.
+
+Every source ends in the same stream: uint8 images resized to `image_size`, int32 labels, cached (in memory
+when it fits, or in files), shuffled per epoch from `seed`, batched and prefetched.
+"""
+from __future__ import annotations
+
+import collections
+import hashlib
+import os
+import warnings
+from typing import Any, Sequence
+
+import numpy as np
+import tensorflow as tf
+
+from cnnzoo._checks import check_choice, check_float, check_int, received
+from cnnzoo.data import images as _images
+from cnnzoo.data.imagedata import ImageData
+
+AUTOTUNE = tf.data.AUTOTUNE
+_AUTO_CACHE_BYTES = 1 << 30   # "auto" caches in memory up to 1 GiB of decoded pixels
+_SHUFFLE_BUFFER = 4096        # after a cache the order is already a seeded permutation; this re-mixes it
+
+
+# ---------------------------------------------------------------- argument checks
+
+def _check_size(name: str, value: Any) -> tuple[int, int]:
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+        value = (value, value)
+    if not isinstance(value, (tuple, list)) or len(value) != 2:
+        raise ValueError(f"`{name}` must be an int or a (height, width) pair. {received(name, value)}")
+    for side in value:
+        check_int(name, side, minimum=1)
+    return int(value[0]), int(value[1])
+
+
+def _check_common(image_size, batch_size, validation_split, seed, fit, cache, allow_none_size=False):
+    size = None if (allow_none_size and image_size is None) else _check_size("image_size", image_size)
+    check_int("batch_size", batch_size, minimum=1)
+    split = check_float("validation_split", validation_split, minimum=0.0, maximum=0.9)
+    check_int("seed", seed)
+    check_choice("fit", fit, _images.FITS)
+    if not (cache in ("auto", "memory", True, False, None) or isinstance(cache, (str, os.PathLike))):
+        raise ValueError("`cache` must be 'auto', 'memory', True, False/None or a directory path. "
+                         f"{received('cache', cache)}")
+    return size, split
+
+
+def _check_classes(class_names: Sequence[str], what: str) -> None:
+    if len(class_names) == 0:
+        raise ValueError(f"No classes found in {what}: expected one subfolder per class.")
+    if len(class_names) == 1:
+        raise ValueError(f"Only one class ({class_names[0]!r}) found in {what}: classification needs at "
+                         "least two classes.")
+
+
+# ---------------------------------------------------------------- splitting and streaming
+
+def stratified_split(labels: np.ndarray, validation_split: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Indices (train, val): each class keeps `validation_split` of its items in val, chosen from `seed`.
+
+    Each class draws from its own generator (seed, class id), so adding a class or an image to one class
+    never changes which images of the other classes are in val. Every class keeps at least one training item.
+    """
+    labels = np.asarray(labels)
+    train, val = [], []
+    for label in np.unique(labels):
+        members = np.flatnonzero(labels == label)
+        order = np.random.default_rng([seed, int(label)]).permutation(members)
+        n_val = int(round(len(members) * validation_split))
+        n_val = min(n_val, len(members) - 1)
+        val.append(order[:n_val])
+        train.append(order[n_val:])
+    return np.sort(np.concatenate(train)), np.sort(np.concatenate(val))
+
+
+def _cache_mode(cache, n_items: int, size: tuple[int, int] | None) -> str | None:
+    """None (no cache), "" (memory) or a file prefix."""
+    if cache in (False, None):
+        return None
+    if cache == "auto":
+        if size is None:
+            return None
+        return "" if n_items * size[0] * size[1] * 3 <= _AUTO_CACHE_BYTES else None
+    if cache in (True, "memory"):
+        return ""
+    return os.fspath(cache)
+
+
+def _cache_file(directory: str, key: Sequence[Any], part: str) -> str:
+    """A cache file name that changes whenever the files, size or fit change, so a stale cache is never read."""
+    os.makedirs(directory, exist_ok=True)
+    digest = hashlib.sha1(repr(key).encode()).hexdigest()[:16]
+    return os.path.join(directory, f"cnnzoo-{digest}-{part}")
+
+
+def _finish(ds: tf.data.Dataset, *, n_items: int, batch_size: int, shuffle: bool, seed: int,
+            cache: str | None) -> tf.data.Dataset:
+    if cache is not None:
+        ds = ds.cache(cache)
+    if shuffle:
+        buffer = n_items if cache is None else min(n_items, _SHUFFLE_BUFFER)
+        ds = ds.shuffle(max(buffer, 1), seed=seed, reshuffle_each_iteration=True)
+    return ds.batch(batch_size).prefetch(AUTOTUNE)
+
+
+def _file_stream(sources: Sequence[str], labels: Sequence[int], *, size, fit, batch_size, shuffle, seed,
+                 cache) -> tf.data.Dataset:
+    sources, labels = np.asarray(sources, dtype=object), np.asarray(labels, dtype=np.int32)
+    if shuffle:  # a seeded full permutation first: a cached stream then starts out well mixed
+        order = np.random.default_rng(seed).permutation(len(sources))
+        sources, labels = sources[order], labels[order]
+    ds = tf.data.Dataset.from_tensor_slices((tf.constant(list(sources), tf.string), labels))
+    if shuffle and cache is None:  # shuffle cheap file names, not decoded images
+        ds = ds.shuffle(len(sources), seed=seed, reshuffle_each_iteration=True)
+        shuffle = False
+    ds = ds.map(lambda s, y: (_images.load(s, size, fit), y), num_parallel_calls=AUTOTUNE)
+    return _finish(ds, n_items=len(sources), batch_size=batch_size, shuffle=shuffle, seed=seed, cache=cache)
+
+
+def _summarise_skipped(skipped: list[tuple[str, str]], total: int, where: str) -> None:
+    if not skipped:
+        return
+    kinds = collections.Counter(reason.split(":")[0].split(" (")[0] for _, reason in skipped)
+    summary = "; ".join(f"{count} {kind}" for kind, count in kinds.most_common())
+    warnings.warn(f"cnnzoo.data: skipped {len(skipped)} of {total} files in {where} ({summary}). "
+                  "Each file and its reason is listed in ImageData.skipped.", UserWarning, stacklevel=3)
+
+
+# ---------------------------------------------------------------- from_directory
+
+def _find_layout(root: str) -> tuple[str, str | None]:
+    """(train folder, val folder or None): explicit train/ and val/ (or validation/) subfolders, else root."""
+    subdirs = {e.lower(): os.path.join(root, e) for e in os.listdir(root) if os.path.isdir(os.path.join(root, e))}
+    if "train" in subdirs and ("val" in subdirs or "validation" in subdirs):
+        return subdirs["train"], subdirs.get("val", subdirs.get("validation"))
+    return root, None
+
+
+def from_directory(path: str | os.PathLike, *, image_size=(224, 224), batch_size: int = 32,
+                   validation_split: float = 0.2, seed: int = 0, fit: str = "stretch", cache="auto",
+                   shuffle: bool = True) -> ImageData:
+    """Images in one subfolder per class (sorted names are the classes), checked, split and streamed.
+
+    Files: .jpg .jpeg .png .bmp .gif (first frame) .webp, in any colour mode; CMYK, palette, 16-bit, gray and
+    RGBA images become RGB. Unreadable files are skipped, listed in `.skipped` with the reason, and summarised
+    in one warning. If `path` holds `train/` and `val/` (or `validation/`) subfolders, those are the split and
+    `validation_split` is not used; otherwise each class puts `validation_split` of its images (chosen by
+    `seed`) in `.val`.
+
+    Args:
+        path: str, the dataset folder.
+        image_size: int or (height, width); every image is resized to it (bilinear).
+        batch_size: int.
+        validation_split: float in [0, 0.9]; 0 gives `.val = None`.
+        seed: int, fixes the split, the shuffle order of every epoch and the cache permutation.
+        fit: "stretch" (ignore the aspect ratio), "crop" (centre crop to the aspect ratio, then resize) or
+            "pad" (resize to fit, pad with black).
+        cache: "auto" (in memory when the decoded images fit in 1 GiB), "memory"/True, False/None, or a
+            directory for tf.data cache files (named by a fingerprint of the files, size and fit).
+        shuffle: bool, shuffle `.train` each epoch.
+
+    Example:
+        >>> data = cnnzoo.data.from_directory("flowers/", image_size=160, batch_size=64)  # doctest: +SKIP
+        >>> data.class_names, data.skipped[:3]                                                # doctest: +SKIP
+    """
+    size, split = _check_common(image_size, batch_size, validation_split, seed, fit, cache)
+    root = os.fspath(path)
+    if not os.path.isdir(root):
+        raise ValueError(f"`path` must be an existing directory. {received('path', root)}")
+    train_root, val_root = _find_layout(root)
+    class_names, class_files, ignored = _images.list_class_files(train_root)
+    _check_classes(class_names, repr(train_root))
+
+    paths, labels = [], []
+    for label, files in enumerate(class_files):
+        paths += files
+        labels += [label] * len(files)
+    n_train_files = len(paths)
+    if val_root is not None:
+        val_names, val_files, val_ignored = _images.list_class_files(val_root)
+        unknown = sorted(set(val_names) - set(class_names))
+        if unknown:
+            raise ValueError(f"Validation folder {val_root!r} has classes that {train_root!r} does not: "
+                             f"{unknown}. {received('path', root)}")
+        ignored += val_ignored
+        for name, files in zip(val_names, val_files):
+            paths += files
+            labels += [class_names.index(name)] * len(files)
+    if not paths:
+        raise ValueError(f"No image files (.jpg .jpeg .png .bmp .gif .webp) found under {root!r}. "
+                         f"{received('path', root)}")
+
+    convert_dir = None
+    cache_mode = _cache_mode(cache, len(paths), size)
+    if cache_mode:  # a cache directory also keeps the converted copies, so file caches stay valid
+        convert_dir = os.path.join(cache_mode, "converted")
+    kept, bad = _images.scan_files(paths, labels, convert_dir=convert_dir)
+    skipped = ignored + bad
+    _summarise_skipped(skipped, len(paths) + len(ignored), repr(root))
+
+    kept_index = {f.path: f for f in kept}
+    train_kept = collections.Counter(kept_index[p].label for p in paths[:n_train_files] if p in kept_index)
+    for label, name in enumerate(class_names):
+        if not train_kept.get(label):
+            folder = os.path.join(train_root, name)
+            n_bad = sum(1 for p, _ in bad if p.startswith(folder + os.sep))
+            raise ValueError(f"Class folder {folder!r} has no readable images ({n_bad} files skipped, see the "
+                             "warning). Add images or remove the folder. " + received("path", root))
+
+    if val_root is not None:
+        train_files = [kept_index[p] for p in paths[:n_train_files] if p in kept_index]
+        val_files = [kept_index[p] for p in paths[n_train_files:] if p in kept_index]
+    elif split > 0:
+        train_idx, val_idx = stratified_split(np.array([f.label for f in kept]), split, seed)
+        train_files, val_files = [kept[i] for i in train_idx], [kept[i] for i in val_idx]
+    else:
+        train_files, val_files = kept, []
+
+    def stream(files, part, shuffle_part):
+        file_cache = cache_mode
+        if cache_mode:
+            file_cache = _cache_file(cache_mode, (sorted(f.source for f in files), size, fit, seed), part)
+        return _file_stream([f.source for f in files], [f.label for f in files], size=size, fit=fit,
+                            batch_size=batch_size, shuffle=shuffle_part, seed=seed, cache=file_cache)
+
+    counts = collections.Counter(f.label for f in train_files)
+    return ImageData(
+        train=stream(train_files, "train", shuffle),
+        val=stream(val_files, "val", False) if val_files else None,
+        class_names=list(class_names),
+        image_size=size,
+        class_counts={name: counts.get(i, 0) for i, name in enumerate(class_names)},
+        skipped=skipped,
+        batch_size=batch_size,
+    )
+
+
+# ---------------------------------------------------------------- from_arrays
+
+def _as_uint8_images(x: Any) -> np.ndarray:
+    x = np.asarray(x)
+    if x.ndim != 4:
+        hint = " (for grayscale N x H x W arrays pass x[..., None])" if x.ndim == 3 else ""
+        raise ValueError(f"`x` must be a 4-D NHWC array{hint}. Received: x.shape={x.shape}")
+    if x.shape[-1] not in (1, 3):
+        raise ValueError(f"`x` must have 1 or 3 channels (NHWC). Received: x.shape={x.shape}")
+    if x.shape[0] == 0 or x.shape[1] == 0 or x.shape[2] == 0:
+        raise ValueError(f"`x` holds no pixels. Received: x.shape={x.shape}")
+    if x.dtype == np.uint8:
+        out = x
+    elif np.issubdtype(x.dtype, np.floating):
+        if not np.all(np.isfinite(x)):
+            raise ValueError("`x` contains NaN or infinite values. Received: x.dtype=" + str(x.dtype))
+        low, high = float(x.min()), float(x.max())
+        if low < 0 or high > 255:
+            raise ValueError("Float `x` must hold pixels in [0, 1] or [0, 255]. "
+                             f"Received: x.min()={low}, x.max()={high}")
+        scale = 255.0 if high <= 1.0 else 1.0
+        out = np.clip(np.round(x * scale), 0, 255).astype(np.uint8)
+    elif np.issubdtype(x.dtype, np.integer) or x.dtype == bool:
+        low, high = int(x.min()), int(x.max())
+        if low < 0 or high > 255:
+            raise ValueError("Integer `x` must hold pixels in [0, 255]. "
+                             f"Received: x.min()={low}, x.max()={high}")
+        out = x.astype(np.uint8)
+    else:
+        raise TypeError(f"`x` must be uint8, integer or float pixels. Received: x.dtype={x.dtype}")
+    return out
+
+
+def _as_int_labels(y: Any, class_names) -> tuple[np.ndarray, list[str]]:
+    y = np.asarray(y)
+    if y.ndim != 1:
+        raise ValueError(f"`y` must be a 1-D array of class ids or names. Received: y.shape={y.shape}")
+    if y.dtype.kind in "USO":
+        names = [v.decode() if isinstance(v, bytes) else str(v) for v in y.tolist()]
+        if class_names is None:
+            class_names = sorted(set(names))
+        class_names = [str(c) for c in class_names]
+        unknown = sorted(set(names) - set(class_names))
+        if unknown:
+            raise ValueError(f"`y` has labels missing from `class_names`: {unknown[:10]}. "
+                             f"{received('class_names', class_names)}")
+        lookup = {name: i for i, name in enumerate(class_names)}
+        return np.array([lookup[n] for n in names], np.int32), class_names
+    if not (np.issubdtype(y.dtype, np.integer) or (np.issubdtype(y.dtype, np.floating)
+                                                   and np.all(np.mod(y, 1) == 0))):
+        raise TypeError(f"`y` must hold integer class ids or string names. Received: y.dtype={y.dtype}")
+    y = y.astype(np.int64)
+    if y.size and y.min() < 0:
+        raise ValueError(f"`y` class ids must be >= 0. Received: y.min()={int(y.min())}")
+    top = int(y.max()) if y.size else -1
+    if class_names is None:
+        class_names = [str(i) for i in range(top + 1)]
+    class_names = [str(c) for c in class_names]
+    if top >= len(class_names):
+        raise ValueError(f"`y` has class id {top} but `class_names` has only {len(class_names)} names. "
+                         f"{received('class_names', class_names)}")
+    return y.astype(np.int32), class_names
+
+
+def _resize_array(x: np.ndarray, size: tuple[int, int], fit: str, chunk: int = 256) -> np.ndarray:
+    if x.shape[1:3] == tuple(size):
+        return x
+    parts = [_images.resize(tf.constant(x[i:i + chunk]), size, fit).numpy() for i in range(0, len(x), chunk)]
+    return np.concatenate(parts)
+
+
+def _array_stream(x: np.ndarray, y: np.ndarray, *, batch_size, shuffle, seed) -> tf.data.Dataset:
+    images, labels = tf.constant(x), tf.constant(y)
+    ds = tf.data.Dataset.range(len(x))
+    if shuffle:  # shuffle indices and gather whole batches: no second copy of the images in a buffer
+        ds = ds.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
+    ds = ds.batch(batch_size).map(lambda i: (tf.gather(images, i), tf.gather(labels, i)),
+                                  num_parallel_calls=AUTOTUNE)
+    return ds.prefetch(AUTOTUNE)
+
+
+def from_arrays(x, y, *, class_names: Sequence[str] | None = None, image_size=None, batch_size: int = 32,
+                validation_split: float = 0.2, seed: int = 0, fit: str = "stretch",
+                shuffle: bool = True) -> ImageData:
+    """Images already in memory: NHWC numpy/tf arrays, uint8 or float, 1 or 3 channels.
+
+    Float pixels in [0, 1] are scaled to 0..255, float or integer pixels in [0, 255] are kept; 1-channel
+    images are repeated to RGB. Labels are class ids (ints) or class names (strings; sorted unless
+    `class_names` gives the order). The split is stratified by class and fixed by `seed`.
+
+    Example:
+        >>> from sklearn.datasets import load_digits                        # doctest: +SKIP
+        >>> digits = load_digits()                                          # doctest: +SKIP
+        >>> data = cnnzoo.data.from_arrays(digits.images[..., None] / 16, digits.target, image_size=32)  # doctest: +SKIP
+    """
+    size, split = _check_common(image_size, batch_size, validation_split, seed, fit, None, allow_none_size=True)
+    images = _as_uint8_images(x)
+    labels, names = _as_int_labels(y, class_names)
+    if len(images) != len(labels):
+        raise ValueError(f"`x` and `y` must have the same length. Received: len(x)={len(images)}, "
+                         f"len(y)={len(labels)}")
+    _check_classes([names[i] for i in sorted(set(labels.tolist()))], "`y`")
+    if size is not None:
+        images = _resize_array(images, size, fit)
+    if images.shape[-1] == 1:
+        images = np.repeat(images, 3, axis=-1)
+    if split > 0:
+        train_idx, val_idx = stratified_split(labels, split, seed)
+    else:
+        train_idx, val_idx = np.arange(len(labels)), np.array([], np.int64)
+    counts = np.bincount(labels[train_idx], minlength=len(names))
+    return ImageData(
+        train=_array_stream(images[train_idx], labels[train_idx], batch_size=batch_size, shuffle=shuffle,
+                            seed=seed),
+        val=(_array_stream(images[val_idx], labels[val_idx], batch_size=batch_size, shuffle=False, seed=seed)
+             if len(val_idx) else None),
+        class_names=names,
+        image_size=tuple(int(s) for s in images.shape[1:3]),
+        class_counts={name: int(c) for name, c in zip(names, counts)},
+        skipped=[],
+        batch_size=batch_size,
+    )
+
+
+# ---------------------------------------------------------------- from_tfds
+
+def _tfds_splits(split, available: Sequence[str], validation_split: float) -> tuple[str, str | None]:
+    if split is None:
+        if "validation" in available:
+            return "train", "validation"
+        split = "train"
+    if isinstance(split, str):
+        if validation_split <= 0:
+            return split, None
+        keep = int(round(100 * (1 - validation_split)))
+        base = split.split("[")[0]
+        if "[" in split:
+            raise ValueError("With a sliced `split`, pass (train_split, val_split) explicitly. "
+                             f"{received('split', split)}")
+        return f"{base}[:{keep}%]", f"{base}[{keep}%:]"
+    if isinstance(split, (tuple, list)) and len(split) == 2 and all(isinstance(s, str) for s in split):
+        return split[0], split[1]
+    raise ValueError(f"`split` must be None, a split name or a (train, val) pair of split names. "
+                     f"{received('split', split)}")
+
+
+def from_tfds(name: str, *, data_dir: str | None = None, split=None, image_size=(224, 224),
+              batch_size: int = 32, validation_split: float = 0.2, seed: int = 0, fit: str = "stretch",
+              cache="auto", shuffle: bool = True, image_key: str = "image", label_key: str = "label",
+              download: bool = False) -> ImageData:
+    """A TensorFlow Datasets image classification dataset, read from a local `data_dir`.
+
+    split: None uses "train" and "validation" when the dataset has one, else carves `validation_split` off
+    "train"; a split name carves from that split; a (train, val) pair is used as given.
+    Nothing is downloaded unless `download=True`; a dataset that is not prepared raises a ValueError that
+    says where TFDS looked and how to prepare it.
+
+    Example:
+        >>> data = cnnzoo.data.from_tfds("tf_flowers", data_dir="~/tensorflow_datasets", image_size=160)  # doctest: +SKIP
+    """
+    import tensorflow_datasets as tfds
+
+    size, split_fraction = _check_common(image_size, batch_size, validation_split, seed, fit, cache)
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"`name` must be a TFDS dataset name. {received('name', name)}")
+    data_dir = os.path.expanduser(os.fspath(data_dir)) if data_dir is not None else None
+    try:
+        builder = tfds.builder(name, data_dir=data_dir)
+    except tfds.core.registered.DatasetNotFoundError:
+        raise ValueError(f"TFDS has no dataset named {name!r} (see `tfds.list_builders()`). "
+                         f"{received('name', name)}") from None
+    features = builder.info.features
+    for key, arg in ((image_key, "image_key"), (label_key, "label_key")):
+        if key not in features:
+            raise ValueError(f"TFDS dataset {name!r} has no feature {key!r}; it has {sorted(features)}. "
+                             f"{received(arg, key)}")
+    label_feature = features[label_key]
+    num_classes = getattr(label_feature, "num_classes", None)
+    if not num_classes:
+        raise ValueError(f"Feature {label_key!r} of {name!r} is not a ClassLabel. {received('label_key', label_key)}")
+    class_names = list(label_feature.names)
+    _check_classes(class_names, f"TFDS dataset {name!r}")
+    train_split, val_split = _tfds_splits(split, list(builder.info.splits.keys()), split_fraction)
+
+    if download:
+        builder.download_and_prepare()
+
+    def read(part: str, shuffle_files: bool, decoders=None) -> tf.data.Dataset:
+        config = tfds.ReadConfig(shuffle_seed=seed)
+        try:
+            return builder.as_dataset(split=part, shuffle_files=shuffle_files, read_config=config,
+                                      decoders=decoders)
+        except (AssertionError, tf.errors.NotFoundError, FileNotFoundError) as error:
+            if "could not find data" not in str(error) and not isinstance(error, (tf.errors.NotFoundError,
+                                                                                   FileNotFoundError)):
+                raise
+            raise ValueError(
+                f"TFDS dataset {name!r} is not prepared: no data under {builder.data_dir!r} "
+                f"(data_dir={data_dir!r}). Prepare it where there is network access with "
+                f"`tfds build {name} --data_dir <dir>` (or `tfds.builder({name!r}, data_dir=<dir>)"
+                ".download_and_prepare()`), copy <dir> here and pass data_dir=<dir>, or pass download=True "
+                "when online.") from None
+        except ValueError as error:
+            raise ValueError(f"TFDS dataset {name!r} cannot read split {part!r}: {error}. "
+                             f"{received('split', split)}") from None
+
+    def examples(part: str) -> int | None:
+        try:
+            return int(builder.info.splits[part].num_examples)
+        except (KeyError, ValueError, TypeError):
+            return None
+
+    def to_pair(example):
+        image = example[image_key]
+        image = tf.cond(tf.shape(image)[-1] == 1, lambda: tf.image.grayscale_to_rgb(image),
+                        lambda: image[..., :3])
+        image = _images.resize(image, size, fit)
+        image.set_shape([size[0], size[1], 3])
+        return image, tf.cast(example[label_key], tf.int32)
+
+    def stream(part: str, shuffle_part: bool) -> tf.data.Dataset:
+        n = examples(part)
+        ds = read(part, shuffle_part).map(to_pair, num_parallel_calls=AUTOTUNE)
+        mode = _cache_mode(cache, n if n is not None else 1 << 40, size) if cache == "auto" else \
+            _cache_mode(cache, 0, size)
+        if mode:
+            mode = _cache_file(mode, (name, builder.data_dir, part, size, fit), part.replace("%", "pc"))
+        return _finish(ds, n_items=n or _SHUFFLE_BUFFER, batch_size=batch_size, shuffle=shuffle_part,
+                       seed=seed, cache=mode)
+
+    train = stream(train_split, shuffle)
+    val = stream(val_split, False) if val_split else None
+    # Count labels without decoding images (one pass over the label column).
+    labels_only = read(train_split, False, {image_key: tfds.decode.SkipDecoding()}).map(lambda e: e[label_key])
+    counts = np.bincount(np.fromiter(labels_only.as_numpy_iterator(), np.int64), minlength=len(class_names))
+    return ImageData(train=train, val=val, class_names=class_names, image_size=size,
+                     class_counts={n: int(c) for n, c in zip(class_names, counts[:len(class_names)])},
+                     skipped=[], batch_size=batch_size)
