@@ -1,0 +1,90 @@
+"""The public blocks build the layers (and counts) their specs promise."""
+import dataclasses
+
+import keras
+import numpy as np
+import pytest
+
+from cnnzoo.layers import BasicBlock, Bottleneck, ConvBNAct, InvertedResidual, Preprocessing, SqueezeExcite
+
+
+def _conv_params(model):
+    return sum(l.count_params() for l in model.layers if isinstance(l, (keras.layers.Conv2D,
+                                                                        keras.layers.DepthwiseConv2D)))
+
+
+def test_bottleneck_256_64_256_has_69632_conv_params():
+    inputs = keras.Input((8, 8, 256))
+    outputs = Bottleneck(64, use_bias=False)(inputs, name="b")
+    model = keras.Model(inputs, outputs)
+    assert _conv_params(model) == 256 * 64 + 64 * 64 * 9 + 64 * 256 == 69_632
+    assert [l.name for l in model.layers if isinstance(l, keras.layers.Conv2D)] == ["b_1_conv", "b_2_conv",
+                                                                                    "b_3_conv"]
+    assert model.output_shape == (None, 8, 8, 256)
+
+
+def test_basic_block_projection_and_se():
+    inputs = keras.Input((16, 16, 32))
+    outputs = BasicBlock(64, strides=2, se_ratio=0.25)(inputs, name="blk")
+    model = keras.Model(inputs, outputs)
+    names = {l.name for l in model.layers}
+    assert {"blk_0_conv", "blk_0_bn", "blk_1_pad", "blk_se_squeeze", "blk_se_excite", "blk_add", "blk_out"} <= names
+    assert model.get_layer("blk_se_reduce").filters == 16
+    assert model.output_shape == (None, 8, 8, 64)
+
+
+def test_squeeze_excite_gates_channels():
+    inputs = keras.Input((4, 4, 8))
+    model = keras.Model(inputs, SqueezeExcite(2)(inputs, prefix="se_"))
+    x = np.random.default_rng(0).uniform(0, 1, (1, 4, 4, 8)).astype("float32")
+    ratio = np.asarray(model(x)) / x
+    # one gate per channel, in (0, 1), shared across positions
+    assert np.allclose(ratio, ratio[:, :1, :1, :], atol=1e-5) and np.all((ratio > 0) & (ratio < 1))
+
+
+@pytest.mark.parametrize("naming,expected", [
+    ("mobilenet_v2", {"block_3_expand", "block_3_depthwise_BN", "block_3_project_BN", "block_3_pad"}),
+    ("efficientnet", {"block2a_expand_conv", "block2a_dwconv", "block2a_se_reduce", "block2a_dwconv_pad"}),
+])
+def test_inverted_residual_names(naming, expected):
+    prefix = "block_3_" if naming == "mobilenet_v2" else "block2a_"
+    inputs = keras.Input((32, 32, 16))
+    block = InvertedResidual(24, expand_ratio=6, strides=2, naming=naming,
+                             se_ratio=0.25 if naming == "efficientnet" else None)
+    model = keras.Model(inputs, block(inputs, prefix=prefix))
+    assert expected <= {l.name for l in model.layers}
+    assert model.output_shape == (None, 16, 16, 24)
+
+
+def test_residual_only_when_shapes_match():
+    inputs = keras.Input((8, 8, 16))
+    model = keras.Model(inputs, InvertedResidual(16, drop_rate=0.1, naming="efficientnet")(inputs, prefix="b_"))
+    assert {"b_add", "b_drop"} <= {l.name for l in model.layers}
+
+
+def test_specs_are_frozen_and_validated():
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        ConvBNAct(8).filters = 4
+    with pytest.raises(ValueError, match="Received: padding='full'"):
+        ConvBNAct(8, padding="full")
+    with pytest.raises(ValueError, match="Received: strides=3"):
+        InvertedResidual(8, strides=3)
+    with pytest.raises(TypeError, match="Received: filters='8'"):
+        BasicBlock("8")
+
+
+def test_preprocessing_modes_and_serialization():
+    raw = np.array([[[[0.0, 127.5, 255.0]]]], "float32")
+    np.testing.assert_allclose(Preprocessing("tf")(raw), [[[[-1, 0, 1]]]], atol=1e-6)
+    np.testing.assert_allclose(Preprocessing("unit")(raw), raw / 255, atol=1e-6)
+    custom = Preprocessing("custom", mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))
+    np.testing.assert_allclose(custom(raw), [[[[-1, 0, 1]]]], atol=1e-6)
+    restored = Preprocessing.from_config(custom.get_config())
+    np.testing.assert_allclose(restored(raw), custom(raw))
+    grey = Preprocessing("torch")(np.full((1, 1, 1, 1), 255.0, "float32"))
+    assert grey.shape == (1, 1, 1, 1)
+    with pytest.raises(ValueError, match="Received: mode='bgr'"):
+        Preprocessing("bgr")
+    with pytest.raises(ValueError, match="Received: mean=None"):
+        Preprocessing("custom")
+    assert Preprocessing().trainable is False and not Preprocessing().weights
