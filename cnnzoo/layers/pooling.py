@@ -63,16 +63,17 @@ def _safe_root(total, p: float):
     return ops.where(positive, root, ops.zeros_like(total))
 
 
-def _scaled_norm(values, axis, p: float, keepdims: bool):
-    """(sum over `axis` of values^p)^(1/p) for values >= 0, scaled by their max so no power over- or underflows.
+def _nonzero(x):
+    return ops.where(x > 0, x, ops.ones_like(x))
 
-    The max is a constant for the gradient: m * (sum (v/m)^p)^(1/p) equals the norm for every m > 0.
+
+def _rescaled_root(scaled_total, peak, p: float):
+    """peak * scaled_total^(1/p): the p-norm of values v from sum((v / peak)^p), 0 where the values are all 0.
+
+    Dividing by the values' max (a constant for the gradient) keeps every power in [0, 1], so a large p
+    neither overflows nor underflows; m * (sum (v/m)^p)^(1/p) is the norm for every m > 0.
     """
-    peak = ops.stop_gradient(ops.max(values, axis=axis, keepdims=True))
-    peak = ops.where(peak > 0, peak, ops.ones_like(peak))
-    total = ops.sum(ops.power(values / peak, p), axis=axis, keepdims=True)
-    out = peak * _safe_root(total, p)
-    return out if keepdims else ops.squeeze(out, axis=axis)
+    return _nonzero(peak) * _safe_root(scaled_total, p)
 
 
 def _check_alpha(alpha):
@@ -192,20 +193,52 @@ def _same_pads(size, kernel, stride):
     return total // 2, total - total // 2
 
 
-def _window_patches(x, pool_size, strides, padding):
-    """NHWC x -> [B, Ho, Wo, kh*kw, C] windows, by strided slicing (keras' extract_patches is a dense conv)."""
+def _every(x, axis: int, start: int, count, step: int):
+    """`count` entries of `axis` from `start`, `step` apart, without a strided slice (several times slower on
+    TensorFlow's CPU kernels): take a contiguous block of `count * step` entries, fold it to
+    [..., count, step, ...] and keep one offset."""
+    index = [slice(None)] * 4
+    if step == 1:
+        index[axis] = slice(start, start + count)
+        return x[tuple(index)]
+    offset = start % step
+    index[axis] = slice(start - offset, start - offset + count * step)
+    block = x[tuple(index)]
+    shape = list(ops.shape(block))
+    folded = ops.reshape(block, shape[:axis] + [count, step] + shape[axis + 1:])
+    pick = [slice(None)] * 5
+    pick[axis + 1] = offset
+    return folded[tuple(pick)]
+
+
+def _block_overrun(size, before, after, kernel, stride, out):
+    """Rows _every's blocks read past the padded map: computed when sizes are static, else the bound."""
+    if stride == 1:
+        return 0
+    if not all(isinstance(v, int) for v in (size, before, after, out)):
+        return stride - 1
+    last_block_end = max(i - i % stride for i in range(kernel)) + out * stride
+    return max(0, last_block_end - (size + before + after))
+
+
+def _window_slices(x, pool_size, strides, padding):
+    """NHWC x -> kh*kw tensors [B, Ho, Wo, C], the k-th holding each window's k-th cell (cheap, and unlike
+    keras' extract_patches, not a dense convolution)."""
     (kh, kw), (sh, sw) = pool_size, strides
     shape = ops.shape(x)
     height, width = shape[1], shape[2]
     if padding == "same":
-        pads = [_same_pads(height, kh, sh), _same_pads(width, kw, sw)]
-        x = ops.pad(x, [[0, 0], list(pads[0]), list(pads[1]), [0, 0]])
+        (top, bottom), (left, right) = _same_pads(height, kh, sh), _same_pads(width, kw, sw)
         out_h, out_w = (height + sh - 1) // sh, (width + sw - 1) // sw
     else:
+        top = bottom = left = right = 0
         out_h, out_w = (height - kh) // sh + 1, (width - kw) // sw + 1
-    windows = [x[:, i:i + (out_h - 1) * sh + 1:sh, j:j + (out_w - 1) * sw + 1:sw, :]
-               for i in range(kh) for j in range(kw)]
-    return ops.stack(windows, axis=3)
+    bottom = bottom + _block_overrun(height, top, bottom, kh, sh, out_h)
+    right = right + _block_overrun(width, left, right, kw, sw, out_w)
+    if not all(isinstance(pad, int) and pad == 0 for pad in (top, bottom, left, right)):
+        x = ops.pad(x, [[0, 0], [top, bottom], [left, right], [0, 0]])
+    rows = [_every(x, 1, i, out_h, sh) for i in range(kh)]
+    return [_every(row, 2, j, out_w, sw) for row in rows for j in range(kw)]
 
 
 @keras.saving.register_keras_serializable(package="cnnzoo")
@@ -251,15 +284,19 @@ class StochasticPooling2D(_WindowPooling2D):
         return _safe_divide(ops.average_pool(x * x, **args), ops.average_pool(x, **args))
 
     def _sample(self, x):
-        patches = _window_patches(x, self.pool_size, self.strides, self.padding)
-        size = patches.shape[3]
-        cumulative = ops.cumsum(ops.stop_gradient(patches), axis=3)
-        total = cumulative[:, :, :, -1:, :]
-        uniform = keras.random.uniform(ops.shape(total), dtype=total.dtype, seed=self.seed_generator)
-        # The picked index is the first whose cumulative mass exceeds u * total.
-        index = ops.sum(ops.cast(cumulative <= uniform * total, "int32"), axis=3)
-        picked = ops.stop_gradient(ops.one_hot(ops.minimum(index, size - 1), size, axis=3, dtype=patches.dtype))
-        return ops.sum(picked * patches, axis=3)
+        cells = _window_slices(x, self.pool_size, self.strides, self.padding)
+        prefix, running = [], None
+        for cell in cells:
+            running = ops.stop_gradient(cell) if running is None else running + ops.stop_gradient(cell)
+            prefix.append(running)
+        uniform = keras.random.uniform(ops.shape(running), dtype=running.dtype, seed=self.seed_generator)
+        threshold = uniform * running
+        # The pick is the first cell whose prefix sum exceeds u * total. Walking backwards, each earlier
+        # cell that qualifies overrides the later ones; the last cell is the fallback (an all-zero window).
+        picked = cells[-1]
+        for cell, mass in zip(reversed(cells[:-1]), reversed(prefix[:-1])):
+            picked = ops.where(mass > threshold, cell, picked)
+        return picked
 
     def get_config(self):
         config = super().get_config()
@@ -281,7 +318,7 @@ class LpPooling2D(_WindowPooling2D):
         padding: `"valid"` or `"same"` (padded cells count as 0).
         data_format: `"channels_last"` or `"channels_first"`.
 
-    Converts to TFLite and ONNX (windows are strided slices).
+    Converts to TFLite and ONNX (window cells are slices and reshapes).
 
     Example:
         >>> float(LpPooling2D(2, p=2)(keras.ops.ones((1, 4, 4, 1)))[0, 0, 0, 0])  # sqrt(4 * 1^2)
@@ -293,10 +330,14 @@ class LpPooling2D(_WindowPooling2D):
         self.p = _check_p(p)
 
     def call(self, inputs):
-        windows = _window_patches(ops.abs(_to_nhwc(inputs, self.data_format)), self.pool_size, self.strides,
-                                  self.padding)
-        out = _scaled_norm(windows, axis=3, p=self.p, keepdims=False)
-        return _from_nhwc(out, self.data_format)
+        cells = _window_slices(ops.abs(_to_nhwc(inputs, self.data_format)), self.pool_size, self.strides,
+                               self.padding)
+        peak = cells[0]
+        for cell in cells[1:]:
+            peak = ops.maximum(peak, cell)
+        peak = ops.stop_gradient(peak)
+        return _from_nhwc(_rescaled_root(sum(ops.power(cell / _nonzero(peak), self.p) for cell in cells), peak,
+                                         self.p), self.data_format)
 
     def get_config(self):
         config = super().get_config()
@@ -542,7 +583,11 @@ class GlobalLpPooling2D(_GlobalPooling2D):
         self.p = _check_p(p)
 
     def call(self, inputs):
-        return _scaled_norm(ops.abs(inputs), axis=self._axes, p=self.p, keepdims=self.keepdims)
+        x = ops.abs(inputs)
+        peak = ops.stop_gradient(ops.max(x, axis=self._axes, keepdims=True))
+        out = _rescaled_root(ops.sum(ops.power(x / _nonzero(peak), self.p), axis=self._axes, keepdims=True), peak,
+                             self.p)
+        return out if self.keepdims else ops.squeeze(out, axis=self._axes)
 
     def get_config(self):
         config = super().get_config()
