@@ -1,0 +1,300 @@
+"""`cnnzoo.export(...)`: write every deployment format from one call, parity-checked before anything is final.
+
+Everything is written to a hidden staging directory inside `out_dir` (TF Serving ignores non-numeric names) and
+renamed to `out_dir/<version>/` only after every format has been reloaded, run and compared with the Keras model.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import time
+import uuid
+import warnings
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from cnnzoo._checks import check_choice, check_int, received
+from cnnzoo.export import card as card_lib
+from cnnzoo.export import parity as parity_lib
+from cnnzoo.export.prepare import augmentation_layers, inference_model
+from cnnzoo.export.report import ExportReport
+from cnnzoo.export.runners import CARD_FILE, KerasRunner, load_runner, measure_latency
+from cnnzoo.export.samples import Samples, calibration_and_holdout
+from cnnzoo.export.serving import FITS, RawImageModel, input_size_of
+
+TFLITE_FORMATS = ("tflite_fp32", "tflite_fp16", "tflite_dynamic", "tflite_int8")
+FORMATS = ("saved_model", *TFLITE_FORMATS, "onnx", "keras")
+DEFAULT_FORMATS = ("saved_model", "tflite_int8", "onnx")
+KERAS_FILE = "model.keras"
+log = logging.getLogger("cnnzoo.export")
+
+
+def export(model, out_dir, *, formats: Sequence[str] | str = DEFAULT_FORMATS, class_names: Sequence[str] | None = None,
+           representative_data=None, version: int | None = None, parity: bool | str = True, top_k: int = 5,
+           opset: int = 17, input_size: tuple[int, int] | None = None, fit: str = "stretch",
+           name: str | None = None, metrics: dict | None = None, calibration_images: int = 200,
+           holdout_images: int = 256, latency_repeats: int = 20) -> ExportReport:
+    """Export `model` for deployment; every format takes raw uint8 RGB images.
+
+    Args:
+        model: keras.Model whose input is 0..255 pixels (cnnzoo models: a Preprocessing layer first).
+        out_dir: str or Path, the TF Serving model base path; this export becomes `out_dir/<version>/`.
+        formats: str or sequence from "saved_model", "tflite_fp32", "tflite_fp16", "tflite_dynamic",
+            "tflite_int8", "onnx", "keras".
+        class_names: list of str, one per class. Default: `representative_data.class_names` for an ImageData,
+            else "0", "1", ...
+        representative_data: ImageData, tf.data.Dataset of images or (images, labels), an image array or an
+            (images, labels) pair. Calibrates int8 (first `calibration_images`) and provides the held-out
+            parity batch (ImageData.val, else the images after the calibration set). Required for tflite_int8.
+        version: int, the version directory; default the next integer. An existing version is never overwritten.
+        parity: True (a failed check raises ParityError and writes nothing), "warn" (write and record the
+            failure in the card), or False (skip the checks; recorded as skipped).
+        top_k: int, classes returned by the SavedModel's `class_ids` / `class_names` outputs.
+        opset: int, ONNX opset.
+        input_size: (height, width) to export at when the model accepts any size; default the model's size.
+        fit: str, how the training pipeline fitted images to the size: "stretch", "crop" or "pad" (cnnzoo.data's
+            `fit`); the SavedModel resizes other sizes the same way (bilinear, rounded to uint8).
+        name: str, model name for the card and warmup requests (default `model.name`).
+        metrics: dict, evaluation figures to record in the card.
+        calibration_images, holdout_images: int, sizes of the int8 calibration set and the parity batch.
+        latency_repeats: int, timed batch-1 runs per format for the card.
+
+    Returns:
+        ExportReport with .paths .parity .sizes .latency .card.
+
+    Example:
+        >>> report = cnnzoo.export(model, "exported/digits", formats=("saved_model", "tflite_int8", "onnx"),
+        ...                        representative_data=data)                                  # doctest: +SKIP
+        >>> print(report.summary())                                                         # doctest: +SKIP
+    """
+    import keras
+
+    if not isinstance(model, keras.Model):
+        raise TypeError(f"`model` must be a keras.Model. {received('model', type(model).__name__)}")
+    if not isinstance(out_dir, (str, os.PathLike)) or not str(out_dir):
+        raise TypeError(f"`out_dir` must be a directory path. {received('out_dir', out_dir)}")
+    formats = _check_formats(formats)
+    if parity not in (True, False, "warn"):
+        raise ValueError(f"`parity` must be True, False or 'warn'. {received('parity', parity)}")
+    top_k = check_int("top_k", top_k, minimum=1)
+    opset = check_int("opset", opset, minimum=9, maximum=23)
+    check_choice("fit", fit, FITS)
+    calibration_images = check_int("calibration_images", calibration_images, minimum=1)
+    holdout_images = check_int("holdout_images", holdout_images, minimum=1)
+    latency_repeats = check_int("latency_repeats", latency_repeats, minimum=1)
+    if metrics is not None and not isinstance(metrics, dict):
+        raise TypeError(f"`metrics` must be a dict. {received('metrics', metrics)}")
+    quantized = [fmt for fmt in formats if fmt == "tflite_int8"]
+    if quantized and representative_data is None:
+        raise ValueError("`representative_data` is required to calibrate tflite_int8 (an ImageData, a dataset or "
+                         "an array of training images). Received: representative_data=None")
+
+    out_dir = Path(out_dir)
+    version = _next_version(out_dir, version)
+    stripped = augmentation_layers(model)
+    clean = inference_model(model)
+    recast = clean is not model and any(
+        layer.dtype_policy.compute_dtype != layer.dtype_policy.variable_dtype for layer in _all_layers(model))
+    if input_size is None and _dynamic(clean):
+        input_size = getattr(representative_data, "image_size", None)
+    size = input_size_of(clean, input_size)
+    names = _class_names(clean, class_names, representative_data)
+    wrapped = RawImageModel(clean, input_size=size, class_names=names, top_k=top_k, fit=fit)
+    model_name = name or model.name
+
+    if representative_data is not None:
+        calibration, holdout, disjoint = calibration_and_holdout(
+            representative_data, input_size=size, calibration=calibration_images, holdout=holdout_images, fit=fit)
+    else:
+        calibration, holdout, disjoint = None, Samples(_synthetic_images(size, min(holdout_images, 32))), False
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    staging = out_dir / f".cnnzoo-export-{version}-{uuid.uuid4().hex[:8]}"
+    staging.mkdir()
+    try:
+        report = _write_and_check(
+            wrapped, staging, formats, model_name=model_name, calibration=calibration, holdout=holdout,
+            opset=opset, parity=parity, latency_repeats=latency_repeats)
+        report.card = card_lib.build_card(
+            name=model_name, version=version, model=clean, class_names=names, input_size=size,
+            fit=fit, top_k=wrapped.top_k,
+            formats={fmt: {"path": str(report.paths[fmt].relative_to(staging)) or ".",
+                           "size_bytes": report.sizes[fmt], "latency_batch1": report.latency.get(fmt),
+                           "parity_passed": report.parity.get(fmt, {}).get("passed")} for fmt in report.paths},
+            parity=report.parity, metrics=metrics, held_out=disjoint, holdout_images=len(holdout),
+            calibration_images=None if calibration is None else len(calibration), stripped=stripped,
+            recast=recast, opset=opset if "onnx" in formats else None)
+        report.card["parity"]["checked"] = parity is not False
+        report.card["parity"]["synthetic_images"] = representative_data is None
+        report.card["latency_batch1_keras_reference"] = report.latency.pop("keras_reference", None)
+        card_lib.write_card(report.card, staging / CARD_FILE)
+        final = out_dir / str(version)
+        if final.exists():
+            raise FileExistsError(f"Version {version} appeared in {out_dir} during export; nothing was "
+                                  f"overwritten. {received('version', version)}")
+        os.replace(staging, final)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+    report.directory = final
+    report.version = version
+    report.paths = {fmt: final / path.relative_to(staging) for fmt, path in report.paths.items()}
+    return report
+
+
+def _write_and_check(wrapped: RawImageModel, staging: Path, formats: list[str], *, model_name: str,
+                     calibration: Samples | None, holdout: Samples, opset: int, parity, latency_repeats: int) -> ExportReport:
+    from cnnzoo.export import onnx as onnx_lib
+    from cnnzoo.export import tflite as tflite_lib
+    from cnnzoo.export.saved_model import write_saved_model
+
+    report = ExportReport(directory=staging, version=0)
+    metadata = {"name": model_name}
+    clock = _Clock()
+    if "saved_model" in formats:
+        with clock("saved_model"):
+            write_saved_model(wrapped, staging, model_name=model_name, metadata=metadata,
+                              warmup_images=holdout.images[:1])
+        report.paths["saved_model"] = staging
+        report.sizes["saved_model"] = _saved_model_bytes(staging)
+    wanted_tflite = [fmt for fmt in formats if fmt in TFLITE_FORMATS]
+    if wanted_tflite:
+        with tflite_lib.TFLiteConverter(wrapped) as converter:
+            for fmt in wanted_tflite:
+                with clock(fmt):
+                    data = converter.convert(fmt, metadata=metadata,
+                                             representative=None if calibration is None else calibration.images)
+                report.paths[fmt] = _write(staging / tflite_lib.FILE_NAMES[fmt], data)
+    if "onnx" in formats:
+        with clock("onnx"):
+            data = onnx_lib.convert(wrapped, opset=opset, metadata=metadata)
+        report.paths["onnx"] = _write(staging / onnx_lib.FILE_NAME, data)
+    if "keras" in formats:
+        with clock("keras"):
+            wrapped.model.save(staging / KERAS_FILE)
+        report.paths["keras"] = staging / KERAS_FILE
+    for fmt, path in report.paths.items():
+        report.sizes.setdefault(fmt, path.stat().st_size)
+
+    reference_runner = KerasRunner(wrapped.model, class_names=wrapped.class_names,
+                                   input_size=wrapped.input_size, fit=wrapped.fit)
+    reference = reference_runner.predict(holdout.images, batch_size=64)
+    report.latency["keras_reference"] = measure_latency(reference_runner, holdout.images[:1],
+                                                        repeats=latency_repeats)
+    results = {}
+    for fmt, path in report.paths.items():
+        with clock(f"{fmt} check"):
+            runner = load_runner(path) if fmt != "keras" else load_runner(
+                path, class_names=wrapped.class_names, input_size=wrapped.input_size)
+            if parity is not False:
+                results[fmt] = parity_lib.compare(fmt, runner, reference, holdout)
+            report.latency[fmt] = measure_latency(runner, holdout.images[:1], repeats=latency_repeats)
+            del runner
+    report.parity = {fmt: result.to_dict() for fmt, result in results.items()}
+    if parity is True:
+        parity_lib.raise_on_failure(results)
+    elif parity == "warn" and not all(result.passed for result in results.values()):
+        failed = ", ".join(fmt for fmt, result in results.items() if not result.passed)
+        warnings.warn(f"Parity failed for {failed}; written anyway (parity='warn'), see model_card.json.",
+                      stacklevel=3)
+    return report
+
+
+class _Clock:
+    """Logs how long each step takes (logger "cnnzoo.export", level INFO)."""
+
+    def __call__(self, step: str):
+        self.step = step
+        return self
+
+    def __enter__(self):
+        self.start = time.perf_counter()
+
+    def __exit__(self, *exc):
+        if exc[0] is None:
+            log.info("%s: %.1f s", self.step, time.perf_counter() - self.start)
+
+
+def _check_formats(formats) -> list[str]:
+    if isinstance(formats, str):
+        formats = [formats]
+    if not isinstance(formats, (list, tuple)) or not formats:
+        raise ValueError(f"`formats` must be a non-empty list of format names. {received('formats', formats)}")
+    unique = []
+    for fmt in formats:
+        if fmt not in FORMATS:
+            shown = ", ".join(repr(f) for f in FORMATS)
+            raise ValueError(f"`formats` entries must be among {shown}. {received('formats', list(formats))}")
+        if fmt not in unique:
+            unique.append(fmt)
+    return unique
+
+
+def _next_version(out_dir: Path, version) -> int:
+    existing = sorted(int(p.name) for p in out_dir.iterdir() if p.is_dir() and p.name.isdigit()) \
+        if out_dir.is_dir() else []
+    if version is None:
+        return (existing[-1] + 1) if existing else 1
+    version = check_int("version", version, minimum=1)
+    if (out_dir / str(version)).exists():
+        raise FileExistsError(f"`version` {version} already exists in {out_dir}; exports never overwrite a "
+                              f"version (omit `version` for the next one, {existing[-1] + 1 if existing else 1}). "
+                              f"{received('version', version)}")
+    return version
+
+
+def _class_names(model, class_names, data) -> list[str]:
+    classes = int(model.output_shape[-1])
+    if class_names is None:
+        class_names = getattr(data, "class_names", None) or [str(i) for i in range(classes)]
+    if isinstance(class_names, str) or not all(isinstance(c, str) and c for c in class_names):
+        raise TypeError(f"`class_names` must be a list of non-empty strings. {received('class_names', class_names)}")
+    class_names = list(class_names)
+    if len(class_names) != classes:
+        raise ValueError(f"`class_names` must have one name per model output ({classes}). "
+                         f"Received: len(class_names)={len(class_names)}")
+    if len(set(class_names)) != len(class_names):
+        raise ValueError(f"`class_names` must be unique. {received('class_names', class_names)}")
+    if any("\n" in c for c in class_names):
+        raise ValueError(f"`class_names` must not contain newlines (labels.txt is one per line). "
+                         f"{received('class_names', class_names)}")
+    return class_names
+
+
+def _dynamic(model) -> bool:
+    shape = model.input_shape
+    shape = shape[0] if isinstance(shape, list) else shape
+    return len(shape) == 4 and (shape[1] is None or shape[2] is None)
+
+
+def _all_layers(model):
+    for layer in getattr(model, "layers", []):
+        yield layer
+        yield from _all_layers(layer)
+
+
+def _synthetic_images(size: tuple[int, int], count: int) -> np.ndarray:
+    # Smooth gradients with noise: a deterministic numeric check when the user gives no data.
+    rng = np.random.default_rng(0)
+    height, width = size
+    y, x = np.mgrid[0:height, 0:width]
+    images = []
+    for i in range(count):
+        phase = rng.uniform(0, 2 * np.pi, 3)
+        base = np.stack([np.sin(x / width * np.pi * (1 + i % 3) + p) * np.cos(y / height * np.pi + p)
+                         for p in phase], -1)
+        images.append(np.clip(127.5 + 100 * base + rng.normal(0, 12, base.shape), 0, 255))
+    return np.asarray(images, np.uint8)
+
+
+def _write(path: Path, data: bytes) -> Path:
+    path.write_bytes(data)
+    return path
+
+
+def _saved_model_bytes(directory: Path) -> int:
+    files = [directory / "saved_model.pb", *(directory / "variables").glob("*"), *(directory / "assets").glob("*")]
+    return sum(f.stat().st_size for f in files if f.is_file())

@@ -1,0 +1,120 @@
+"""The raw-image wrapper every export format shares.
+
+Every exported artifact takes raw uint8 RGB pixels and runs the same steps as cnnzoo's input pipeline: decode
+(encoded bytes), resize to the training size with `cnnzoo.data.images.resize` (bilinear, same fit, rounded to
+uint8 as the training images were), call the model with `training=False`, return float32 probabilities. Keeping these steps in one object means the SavedModel signatures, the TFLite and ONNX graphs and
+the Keras reference used for parity cannot drift apart.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import keras
+import tensorflow as tf
+
+from cnnzoo._checks import check_choice, check_int, received
+from cnnzoo.data import images as data_images
+
+FITS = ("stretch", "crop", "pad")
+INTERPOLATION = "bilinear"      # cnnzoo.data resizes bilinearly; recorded in every artifact's metadata
+
+
+class RawImageModel:
+    """Wraps an inference model so it takes raw uint8 images of any size.
+
+    Args:
+        model: keras.Model, an inference model (see `prepare.inference_model`) that takes 0..255 float pixels.
+        input_size: tuple (height, width), the size the model was trained at.
+        class_names: list of str, one per output unit.
+        top_k: int, how many classes `outputs` returns per image (capped at the number of classes).
+        fit: str, how training images were fitted to the size: "stretch", "crop" (centre crop to the aspect
+            ratio) or "pad" (the `fit` of cnnzoo.data.from_directory).
+
+    Example:
+        >>> wrapped = RawImageModel(model, input_size=(32, 32), class_names=["cat", "dog"])   # doctest: +SKIP
+        >>> wrapped.outputs(tf.zeros([1, 50, 70, 3], tf.uint8))["class_names"]               # doctest: +SKIP
+    """
+
+    def __init__(self, model: keras.Model, *, input_size: tuple[int, int], class_names: Sequence[str],
+                 top_k: int = 5, fit: str = "stretch"):
+        self.model = model
+        self.input_size = (int(input_size[0]), int(input_size[1]))
+        self.class_names = [str(name) for name in class_names]
+        self.top_k = min(check_int("top_k", top_k, minimum=1), len(self.class_names))
+        self.fit = check_choice("fit", fit, FITS)
+        self.interpolation = INTERPOLATION
+        self._labels = tf.constant(self.class_names)
+
+    # -- the shared steps -------------------------------------------------------------------------------
+    def resize(self, images) -> tf.Tensor:
+        """uint8 [B, H, W, 3] of any H, W -> uint8 [B, h, w, 3] at the training size, as the data pipeline does.
+
+        Not keras.layers.Resizing: the Keras 3.15 layer leaks training=True (ENVIRONMENT.md).
+        """
+        return data_images.resize(images, self.input_size, self.fit)
+
+    def probabilities(self, images) -> tf.Tensor:
+        """uint8 images at the training size -> float32 probabilities [B, classes]."""
+        outputs = self.model(tf.cast(images, tf.float32), training=False)
+        return tf.cast(outputs, tf.float32)
+
+    def outputs(self, images) -> dict[str, tf.Tensor]:
+        """uint8 images of any size -> {"probabilities", "class_ids", "class_names"} (top-k)."""
+        return self.named(self.probabilities(self.resize(images)))
+
+    def named(self, probabilities) -> dict[str, tf.Tensor]:
+        top = tf.math.top_k(probabilities, k=self.top_k)
+        return {"probabilities": probabilities, "class_ids": top.indices,
+                "class_names": tf.gather(self._labels, top.indices)}
+
+    def decode(self, image_bytes) -> tf.Tensor:
+        """tf.string [B] of JPEG/PNG/GIF/BMP -> uint8 [B, h, w, 3] at the training size.
+
+        The decode and resize of cnnzoo.data's file pipeline (large JPEGs decode DCT-downscaled there too).
+        Grayscale and RGBA files become RGB; bytes that are no image raise InvalidArgumentError ("Unknown image
+        file format").
+        """
+        target = self.input_size if self.fit == "stretch" else (max(self.input_size),) * 2
+
+        def one(contents):
+            return data_images.resize(data_images.decode(contents, target), self.input_size, self.fit)
+
+        spec = tf.TensorSpec([*self.input_size, 3], tf.uint8)
+        return tf.map_fn(one, image_bytes, fn_output_signature=spec)
+
+    def outputs_from_bytes(self, image_bytes) -> dict[str, tf.Tensor]:
+        return self.named(self.probabilities(self.decode(image_bytes)))
+
+    # -- signatures ---------------------------------------------------------------------------------------
+    def images_spec(self, *, fixed_size: bool = False, batch: int | None = None) -> tf.TensorSpec:
+        height, width = self.input_size if fixed_size else (None, None)
+        return tf.TensorSpec([batch, height, width, 3], tf.uint8, name="images")
+
+    def fixed_size_function(self) -> tf.types.experimental.GenericFunction:
+        """tf.function uint8 [None, h, w, 3] -> {"probabilities"}: the graph TFLite and ONNX convert."""
+        @tf.function(input_signature=[self.images_spec(fixed_size=True)])
+        def serve(images):
+            return {"probabilities": self.probabilities(images)}
+        return serve
+
+
+def input_size_of(model: keras.Model, input_size=None) -> tuple[int, int]:
+    """The training size: `input_size` if given, else the model's fixed input height and width."""
+    if input_size is not None:
+        if (not isinstance(input_size, (tuple, list)) or len(input_size) != 2
+                or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in input_size)):
+            raise ValueError(f"`input_size` must be (height, width) of positive ints. "
+                             f"{received('input_size', input_size)}")
+        return int(input_size[0]), int(input_size[1])
+    shape = model.input_shape
+    if isinstance(shape, list):
+        if len(shape) != 1:
+            raise ValueError(f"Export needs a model with one image input. {received('model.input_shape', shape)}")
+        shape = shape[0]
+    if len(shape) != 4 or shape[-1] != 3:
+        raise ValueError("Export needs a model whose input is RGB images [batch, height, width, 3]. "
+                         f"{received('model.input_shape', shape)}")
+    if shape[1] is None or shape[2] is None:
+        raise ValueError("The model takes any image size; pass `input_size=(height, width)`, the size it was "
+                         f"trained at, so exported models resize to it. {received('input_size', input_size)}")
+    return int(shape[1]), int(shape[2])
