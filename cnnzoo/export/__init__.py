@@ -5,7 +5,7 @@
 
 Example:
     >>> report = cnnzoo.export(model, "exported/digits", representative_data=data)   # doctest: +SKIP
-    >>> report.paths
+    >>> report.paths                                                                  # doctest: +SKIP
     {'saved_model': PosixPath('exported/digits/1'), 'tflite_int8': ..., 'onnx': ...}
 """
 from __future__ import annotations

@@ -55,7 +55,8 @@ def _normalization_layer(model):
 
 def build_card(*, name: str, version: int, model, class_names, input_size, fit: str, top_k: int,
                formats: dict, parity: dict, metrics: dict | None, held_out: bool, holdout_images: int,
-               calibration_images: int | None, stripped: list[str], recast: bool, opset: int | None) -> dict:
+               calibration_images: int | None, stripped: list[str], recast: bool, opset: int | None,
+               softmax_added: bool = False) -> dict:
     """The model card dict (also written as model_card.json)."""
     import keras
     import tensorflow as tf
@@ -76,7 +77,8 @@ def build_card(*, name: str, version: int, model, class_names, input_size, fit: 
                   "size": list(input_size), "value_range": [0, 255], "channels": "RGB",
                   "note": "SavedModel takes any height/width and resizes inside; TFLite and ONNX take exactly "
                           "`size`. `serving_bytes` takes encoded JPEG/PNG/GIF/BMP."},
-        "outputs": {"probabilities": "float32 [batch, num_classes]",
+        "outputs": {"probabilities": "float32 [batch, num_classes]" + (
+                        " (softmax added: the model returns logits)" if softmax_added else ""),
                     "class_ids": f"int32 [batch, {top_k}] (SavedModel)",
                     "class_names": f"string [batch, {top_k}] (SavedModel)"},
         "preprocessing": preprocessing_spec(model, input_size=input_size, fit=fit),
@@ -85,9 +87,11 @@ def build_card(*, name: str, version: int, model, class_names, input_size, fit: 
         "top_k": top_k,
         "metrics": _jsonable(metrics or {}),
         "export": {"augmentation_layers_stripped": stripped, "recast_to_float32": recast,
+                   "softmax_added_to_logits": softmax_added,
                    "onnx_opset": opset, "int8_calibration_images": calibration_images},
         "parity": {"held_out_disjoint": held_out, "images": holdout_images,
-                   "passed": all(result["passed"] for result in parity.values()), "formats": parity},
+                   "passed": all(result["passed"] for result in parity.values()) if parity else None,
+                   "formats": parity},
         "formats": formats,
         "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
                     "cpus": os.cpu_count()},

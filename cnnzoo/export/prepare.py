@@ -31,8 +31,8 @@ def is_augmentation(layer) -> bool:
     """True for a layer that only exists to augment training data.
 
     That is a class with "Random" in its name, a Keras augmentation layer (MixUp, CutMix, RandAugment, ...),
-    a layer from `cnnzoo.data.augment` / `cnnzoo.data.transforms`, one flagged `_cnnzoo_augmentation = True`, or a Sequential/Functional
-    model made only of such layers.
+    a layer from `cnnzoo.data.augment` / `cnnzoo.data.transforms`, one flagged `_cnnzoo_augmentation = True`,
+    or a Sequential/Functional model made only of such layers.
     """
     cls = type(layer)
     if "Random" in cls.__name__ or cls.__name__ in _AUGMENTATION_CLASSES:

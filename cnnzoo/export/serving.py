@@ -2,8 +2,9 @@
 
 Every exported artifact takes raw uint8 RGB pixels and runs the same steps as cnnzoo's input pipeline: decode
 (encoded bytes), resize to the training size with `cnnzoo.data.images.resize` (bilinear, same fit, rounded to
-uint8 as the training images were), call the model with `training=False`, return float32 probabilities. Keeping these steps in one object means the SavedModel signatures, the TFLite and ONNX graphs and
-the Keras reference used for parity cannot drift apart.
+uint8 as the training images were), call the model with `training=False`, return float32 probabilities.
+Keeping these steps in one object means the SavedModel signatures, the TFLite and ONNX graphs and the Keras
+reference used for parity cannot drift apart.
 """
 from __future__ import annotations
 
@@ -43,6 +44,8 @@ class RawImageModel:
         self.top_k = min(check_int("top_k", top_k, minimum=1), len(self.class_names))
         self.fit = check_choice("fit", fit, FITS)
         self.interpolation = INTERPOLATION
+        # A classifier built with classifier_activation=None returns logits; `probabilities` must not.
+        self.adds_softmax = returns_logits(model)
         self._labels = tf.constant(self.class_names)
 
     # -- the shared steps -------------------------------------------------------------------------------
@@ -55,8 +58,8 @@ class RawImageModel:
 
     def probabilities(self, images) -> tf.Tensor:
         """uint8 images at the training size -> float32 probabilities [B, classes]."""
-        outputs = self.model(tf.cast(images, tf.float32), training=False)
-        return tf.cast(outputs, tf.float32)
+        outputs = tf.cast(self.model(tf.cast(images, tf.float32), training=False), tf.float32)
+        return tf.nn.softmax(outputs, axis=-1) if self.adds_softmax else outputs
 
     def outputs(self, images) -> dict[str, tf.Tensor]:
         """uint8 images of any size -> {"probabilities", "class_ids", "class_names"} (top-k)."""
@@ -96,6 +99,18 @@ class RawImageModel:
         def serve(images):
             return {"probabilities": self.probabilities(images)}
         return serve
+
+
+def returns_logits(model) -> bool:
+    """True when the model's last layer is linear (a Dense or Activation without softmax/sigmoid)."""
+    import keras
+
+    layer = model.layers[-1] if getattr(model, "layers", None) else None
+    while isinstance(layer, keras.Model) and layer.layers:
+        layer = layer.layers[-1]
+    activation = getattr(layer, "activation", None)
+    return isinstance(layer, (keras.layers.Dense, keras.layers.Activation)) and \
+        getattr(activation, "__name__", "") == "linear"
 
 
 def input_size_of(model: keras.Model, input_size=None) -> tuple[int, int]:

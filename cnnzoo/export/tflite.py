@@ -84,7 +84,8 @@ class TFLiteConverter:
         if variant == "tflite_int8":
             _check_raw_pixel_input(data)
         info = {"input_size": list(self.wrapped.input_size), "class_names": self.wrapped.class_names,
-                "interpolation": self.wrapped.interpolation, "fit": self.wrapped.fit, "variant": variant, **(metadata or {})}
+                "interpolation": self.wrapped.interpolation, "fit": self.wrapped.fit, "variant": variant,
+                **(metadata or {})}
         return add_metadata(data, {LABELS_FILE: ("\n".join(self.wrapped.class_names) + "\n").encode("utf-8"),
                                    METADATA_FILE: json.dumps(info).encode("utf-8")})
 
@@ -115,9 +116,11 @@ def add_metadata(data: bytes, entries: dict[str, bytes]) -> bytes:
     from tensorflow.lite.tools import flatbuffer_utils
 
     model = flatbuffer_utils.read_model_from_bytearray(bytearray(data))
-    model.metadata = [item for item in (model.metadata or []) if item.name.decode() not in entries] \
-        if model.metadata and isinstance(model.metadata[0].name, bytes) else \
-        [item for item in (model.metadata or []) if item.name not in entries]
+
+    def name_of(item):
+        return item.name.decode("utf-8") if isinstance(item.name, bytes) else item.name
+
+    model.metadata = [item for item in (model.metadata or []) if name_of(item) not in entries]
     for name, payload in entries.items():
         buffer = schema.BufferT()
         buffer.data = np.frombuffer(payload, np.uint8)
@@ -127,5 +130,6 @@ def add_metadata(data: bytes, entries: dict[str, bytes]) -> bytes:
         item.buffer = len(model.buffers) - 1
         model.metadata.append(item)
     out = flatbuffer_utils.convert_object_to_bytearray(model)
-    assert set(entries) <= set(tflite_metadata(out))
+    if not set(entries) <= set(tflite_metadata(out)):
+        raise RuntimeError(f"TFLite metadata entries {sorted(entries)} did not survive the rewrite.")
     return out

@@ -82,7 +82,7 @@ def exported(trained, digits_data, tmp_path_factory):
     return report
 
 
-def small_model(num_classes=4, name="small"):
+def small_model(num_classes=4, name="small", activation="softmax"):
     """A few-layer model in the zoo's shape (cnnzoo Preprocessing first, "predictions" last), for checks of
     export mechanics that need no accuracy: it exports in a second or two."""
     inputs = keras.Input((SIZE, SIZE, 3))
@@ -91,8 +91,13 @@ def small_model(num_classes=4, name="small"):
     x = keras.layers.BatchNormalization()(x)
     x = keras.layers.ReLU()(x)
     x = keras.layers.GlobalAveragePooling2D()(x)
-    outputs = keras.layers.Dense(num_classes, activation="softmax", name="predictions")(x)
+    outputs = keras.layers.Dense(num_classes, activation=activation, name="predictions")(x)
     return keras.Model(inputs, outputs, name=name)
+
+
+@pytest.fixture(scope="session")
+def make_small_model():
+    return small_model
 
 
 @pytest.fixture(scope="session")

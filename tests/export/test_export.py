@@ -299,3 +299,16 @@ def test_keras_format_and_crop_fit(tiny_model, digits, tmp_path):
     for fmt in ("saved_model", "keras"):
         np.testing.assert_allclose(load_runner(report.paths[fmt]).predict(wide), expected, atol=1e-5)
     assert report.card["preprocessing"]["resize"]["fit"] == "crop"
+
+
+def test_logits_get_a_softmax_and_given_parity_data_is_used(make_small_model, digits, tmp_path):
+    model = make_small_model(num_classes=10, activation=None)
+    held_out = (digits["x_test"][:50], digits["y_test"][:50])
+    report = cnnzoo.export(model, tmp_path, formats=("saved_model", "tflite_fp32"),
+                           representative_data=digits["x_train"][:40], parity_data=held_out, latency_repeats=1)
+    assert report.card["export"]["softmax_added_to_logits"] is True
+    assert report.card["parity"]["images"] == 50 and report.card["parity"]["held_out_disjoint"] is True
+    assert report.parity["tflite_fp32"]["reference_accuracy"] is not None         # labels were used
+    expected = tf.nn.softmax(model.predict(held_out[0].astype("float32"), verbose=0)).numpy()
+    for fmt, path in report.paths.items():
+        np.testing.assert_allclose(load_runner(path).predict(held_out[0]), expected, atol=1e-5, err_msg=fmt)
