@@ -193,11 +193,28 @@ class Augmentation(keras.layers.Layer):
         return {**inputs, "images": images, **({"labels": labels} if labels is not None else {})}
 
     def augment_images(self, images: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
-        """float32 images through every step; cnnzoo steps use `seed`, Keras layers their own generator."""
+        """float32 images through every step; cnnzoo steps use `seed`, Keras layers their own generator.
+
+        A RandomAffine's warp is held back while a RandAugment follows it, so RandAugment's shear, translation
+        and rotation compose into the same matrix: one resampling instead of up to 1 + num_ops.
+        """
         images = tf.cast(images, tf.float32)
+        pending, warp_options = None, {}
         for i, layer in enumerate(self.steps):
-            if isinstance(layer, T.BatchAugmenter):
-                images = layer.augment(images, T._seed(seed, i))
+            step_seed = T._seed(seed, i)
+            fusable = isinstance(layer, T.RandomAffine) and layer.rotation + layer.zoom + layer.translation != (0.0,) * 6
+            if fusable and i + 1 < len(self.steps) and isinstance(self.steps[i + 1], T.RandAugment):
+                shape = tf.shape(images)
+                pending = layer.matrices(shape[0], shape[1], shape[2], step_seed)
+                warp_options = dict(fill_mode=layer.fill_mode, interpolation=layer.interpolation,
+                                    fill_value=layer.fill_value)
+                continue
+            if pending is not None and isinstance(layer, T.RandAugment):
+                images, pending = layer.augment(images, step_seed, pending)
+                images = T.warp(images, pending, **warp_options)
+                pending = None
+            elif isinstance(layer, T.BatchAugmenter):
+                images = layer.augment(images, step_seed)
             else:
                 images = tf.cast(layer(images, training=True), tf.float32)
         return images

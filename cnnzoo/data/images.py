@@ -18,6 +18,7 @@ on the fast path.
 from __future__ import annotations
 
 import atexit
+import math
 import concurrent.futures
 import os
 import shutil
@@ -43,11 +44,15 @@ _EXIF_ORIENTATION = 0x0112
 
 @dataclass(frozen=True)
 class ScannedFile:
-    """One image that will reach the pipeline: `source` is the file TF reads (the original or a copy)."""
+    """One image that will reach the pipeline: `source` is the file TF reads (the original or a copy).
+
+    `scale` (1, 2, 4 or 8) is the DCT downscale to decode a large JPEG with; 1 for every other file.
+    """
 
     path: str
     source: str
     label: int
+    scale: int = 1
 
 
 def list_class_files(root: str) -> tuple[list[str], list[list[str]], list[tuple[str, str]]]:
@@ -78,26 +83,31 @@ def list_class_files(root: str) -> tuple[list[str], list[list[str]], list[tuple[
     return class_names, files, ignored
 
 
-def _header(path: str) -> tuple[str, str | None]:
-    """Pillow's verdict from the header: ("tf", None), ("convert", None) or ("skip", reason)."""
+def _header(path: str) -> tuple[str, str | None, int]:
+    """Pillow's verdict from the header: ("tf", None, jpeg_side), ("convert", None, 0) or ("skip", reason, 0).
+
+    jpeg_side is the shorter side of a JPEG TF will decode (0 otherwise): it decides the DCT downscale.
+    """
     from PIL import Image, UnidentifiedImageError
 
     try:
         if os.path.getsize(path) == 0:
-            return "skip", "empty file (0 bytes)"
+            return "skip", "empty file (0 bytes)", 0
         with Image.open(path) as image:
             safe = _TF_SAFE_MODES.get(image.format, set())
             if safe is not None and image.mode not in safe:
-                return "convert", None
-            if image.format == "JPEG" and image.getexif().get(_EXIF_ORIENTATION, 1) != 1:
-                return "convert", None
-            return "tf", None
+                return "convert", None, 0
+            if image.format == "JPEG":
+                if image.getexif().get(_EXIF_ORIENTATION, 1) != 1:
+                    return "convert", None, 0
+                return "tf", None, min(image.size)
+            return "tf", None, 0
     except UnidentifiedImageError:
-        return "skip", "not an image (Pillow cannot identify the file)"
+        return "skip", "not an image (Pillow cannot identify the file)", 0
     except Image.DecompressionBombError as error:
-        return "skip", f"image too large: {error}"
+        return "skip", f"image too large: {error}", 0
     except (OSError, ValueError, SyntaxError) as error:
-        return "skip", f"corrupt or truncated file: {error}"
+        return "skip", f"corrupt or truncated file: {error}", 0
 
 
 def _to_rgb_array(image) -> np.ndarray:
@@ -132,19 +142,19 @@ def convert_with_pillow(path: str, out_dir: str, index: int) -> tuple[str | None
     return target, None
 
 
-def _tf_failures(paths: list[str]) -> set[int]:
-    """Indices of `paths` that tf.io.decode_image cannot decode to an HxWx3 image."""
+def _tf_failures(paths: list[str], scales: list[int]) -> set[int]:
+    """Indices of `paths` that the pipeline's decoder (tf.io.decode_image, or decode_jpeg at `scales`) rejects."""
     if not paths:
         return set()
 
-    def decode(index, path):
-        image = tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
+    def check(index, path, scale):
+        image = decode(tf.io.read_file(path), scale if max(scales) > 1 else None)
         tf.debugging.assert_positive(tf.reduce_prod(tf.shape(image)[:2]))
         return index
 
     indices = tf.range(len(paths), dtype=tf.int64)
-    ds = tf.data.Dataset.from_tensor_slices((indices, tf.constant(paths)))
-    ds = ds.map(decode, num_parallel_calls=tf.data.AUTOTUNE).ignore_errors()
+    ds = tf.data.Dataset.from_tensor_slices((indices, tf.constant(paths), tf.constant(scales, tf.int32)))
+    ds = ds.map(check, num_parallel_calls=tf.data.AUTOTUNE).ignore_errors()
     survived = set(int(i) for i in ds.batch(1024).unbatch().as_numpy_iterator())
     return set(range(len(paths))) - survived
 
@@ -161,15 +171,27 @@ def _workdir() -> str:
     return path
 
 
-def scan_files(paths: list[str], labels: list[int], *, convert_dir: str | None = None,
+def jpeg_scale(shorter_side: int, target: int | None) -> int:
+    """The largest DCT downscale (1, 2, 4 or 8) that keeps a JPEG's shorter side at least `target`."""
+    if not target or not shorter_side:
+        return 1
+    return max([1] + [r for r in (2, 4, 8) if shorter_side // r >= target])
+
+
+def scan_files(paths: list[str], labels: list[int], *, convert_dir: str | None = None, target: int | None = None,
                workers: int | None = None) -> tuple[list[ScannedFile], list[tuple[str, str]]]:
-    """Judge each file (see the module docstring); returns the usable files, in order, and the skipped ones."""
+    """Judge each file (see the module docstring); returns the usable files, in order, and the skipped ones.
+
+    `target`: the larger side of the final image size, so large JPEGs can decode downscaled in the DCT.
+    """
     workers = workers or min(8, (os.cpu_count() or 1) * 2)
     with concurrent.futures.ThreadPoolExecutor(workers) as pool:
-        verdicts = list(pool.map(_header, paths))
+        headers = list(pool.map(_header, paths))
+    verdicts = [(route, reason) for route, reason, _ in headers]
 
     tf_indices = [i for i, (route, _) in enumerate(verdicts) if route == "tf"]
-    failed = _tf_failures([paths[i] for i in tf_indices])
+    scales = {i: jpeg_scale(headers[i][2], target) for i in tf_indices}
+    failed = _tf_failures([paths[i] for i in tf_indices], [scales[i] for i in tf_indices])
     to_convert = [i for i, (route, _) in enumerate(verdicts) if route == "convert"]
     to_convert += [tf_indices[j] for j in sorted(failed)]
 
@@ -186,36 +208,28 @@ def scan_files(paths: list[str], labels: list[int], *, convert_dir: str | None =
                 reasons[i] = reason
             else:
                 sources[i] = copy
-    kept = [ScannedFile(paths[i], sources[i], labels[i]) for i in range(len(paths)) if i in sources]
+    kept = [ScannedFile(paths[i], sources[i], labels[i], scales[i] if sources[i] == paths[i] else 1)
+            for i in range(len(paths)) if i in sources]
     skipped = [(paths[i], reasons[i]) for i in sorted(reasons)]
     return kept, skipped
 
 
-def _jpeg_scale_index(shape: tf.Tensor, target: tuple[int, int]) -> tf.Tensor:
-    """0, 1, 2 or 3 for the largest DCT downscale (1, 2, 4, 8) that keeps the JPEG at least `target` big."""
-    smallest = tf.minimum(shape[0] // target[0], shape[1] // target[1])
-    return tf.where(smallest >= 8, 3, tf.where(smallest >= 4, 2, tf.where(smallest >= 2, 1, 0)))
-
-
-def decode(contents: tf.Tensor, target: tuple[int, int] | None = None) -> tf.Tensor:
-    """Decode encoded image bytes to uint8 [H, W, 3]; JPEGs much larger than `target` decode downscaled.
+def decode(contents: tf.Tensor, scale: tf.Tensor | None = None) -> tf.Tensor:
+    """Decode encoded image bytes to uint8 [H, W, 3]; a JPEG with `scale` 2, 4 or 8 decodes that much smaller.
 
     Decoding a 4000x3000 JPEG at 1/8 scale in the DCT domain is ~20x faster than full decoding and is a better
-    low-pass filter than bilinear resizing without antialiasing.
+    low-pass filter than bilinear resizing without antialiasing. Without `scale` there is no control flow
+    (a branch per image costs more than a small JPEG's decode).
     """
-    def other():
+    def full():
         return tf.io.decode_image(contents, channels=3, expand_animations=False)
 
-    if target is None:
-        image = other()
+    if scale is None:
+        image = full()
     else:
-        def jpeg():
-            index = _jpeg_scale_index(tf.image.extract_jpeg_shape(contents), target)
-            return tf.switch_case(index, [lambda r=r: tf.io.decode_jpeg(contents, channels=3, ratio=r)
-                                          for r in (1, 2, 4, 8)])
-
-        is_jpeg = tf.equal(tf.strings.substr(contents, 0, 3), b"\xff\xd8\xff")
-        image = tf.cond(is_jpeg, jpeg, other)
+        index = tf.cast(tf.round(tf.math.log(tf.cast(scale, tf.float32)) / math.log(2.0)), tf.int32)
+        image = tf.switch_case(index, [full] + [lambda r=r: tf.io.decode_jpeg(contents, channels=3, ratio=r)
+                                                for r in (2, 4, 8)])
     image.set_shape([None, None, 3])
     return image
 
@@ -244,10 +258,8 @@ def resize(image: tf.Tensor, size: tuple[int, int], fit: str = "stretch") -> tf.
     return tf.cast(tf.clip_by_value(tf.round(out), 0.0, 255.0), tf.uint8)
 
 
-def load(source: tf.Tensor, size: tuple[int, int], fit: str = "stretch") -> tf.Tensor:
-    """Read, decode and resize one file to uint8 [size[0], size[1], 3]."""
-    # After a crop or pad any side may set the scale: keep both sides at least the larger target side.
-    target = size if fit == "stretch" else (max(size), max(size))
-    image = resize(decode(tf.io.read_file(source), target), size, fit)
+def load(source: tf.Tensor, size: tuple[int, int], fit: str = "stretch", scale: tf.Tensor | None = None) -> tf.Tensor:
+    """Read, decode (downscaled by `scale` for large JPEGs) and resize one file to uint8 [size[0], size[1], 3]."""
+    image = resize(decode(tf.io.read_file(source), scale), size, fit)
     image.set_shape([size[0], size[1], 3])
     return image

@@ -105,17 +105,22 @@ def _finish(ds: tf.data.Dataset, *, n_items: int, batch_size: int, shuffle: bool
     return ds.batch(batch_size).prefetch(AUTOTUNE)
 
 
-def _file_stream(sources: Sequence[str], labels: Sequence[int], *, size, fit, batch_size, shuffle, seed,
+def _file_stream(files: Sequence[_images.ScannedFile], *, size, fit, batch_size, shuffle, seed,
                  cache) -> tf.data.Dataset:
-    sources, labels = np.asarray(sources, dtype=object), np.asarray(labels, dtype=np.int32)
+    sources = np.array([f.source for f in files], dtype=object)
+    labels = np.array([f.label for f in files], dtype=np.int32)
+    scales = np.array([f.scale for f in files], dtype=np.int32)
     if shuffle:  # a seeded full permutation first: a cached stream then starts out well mixed
         order = np.random.default_rng(seed).permutation(len(sources))
-        sources, labels = sources[order], labels[order]
-    ds = tf.data.Dataset.from_tensor_slices((tf.constant(list(sources), tf.string), labels))
+        sources, labels, scales = sources[order], labels[order], scales[order]
+    ds = tf.data.Dataset.from_tensor_slices((tf.constant(list(sources), tf.string), labels, scales))
     if shuffle and cache is None:  # shuffle cheap file names, not decoded images
         ds = ds.shuffle(len(sources), seed=seed, reshuffle_each_iteration=True)
         shuffle = False
-    ds = ds.map(lambda s, y: (_images.load(s, size, fit), y), num_parallel_calls=AUTOTUNE)
+    if scales.max(initial=1) > 1:
+        ds = ds.map(lambda s, y, r: (_images.load(s, size, fit, r), y), num_parallel_calls=AUTOTUNE)
+    else:
+        ds = ds.map(lambda s, y, r: (_images.load(s, size, fit), y), num_parallel_calls=AUTOTUNE)
     return _finish(ds, n_items=len(sources), batch_size=batch_size, shuffle=shuffle, seed=seed, cache=cache)
 
 
@@ -196,7 +201,7 @@ def from_directory(path: str | os.PathLike, *, image_size=(224, 224), batch_size
     cache_mode = _cache_mode(cache, len(paths), size)
     if cache_mode:  # a cache directory also keeps the converted copies, so file caches stay valid
         convert_dir = os.path.join(cache_mode, "converted")
-    kept, bad = _images.scan_files(paths, labels, convert_dir=convert_dir)
+    kept, bad = _images.scan_files(paths, labels, convert_dir=convert_dir, target=max(size))
     skipped = ignored + bad
     _summarise_skipped(skipped, len(paths) + len(ignored), repr(root))
 
@@ -222,8 +227,8 @@ def from_directory(path: str | os.PathLike, *, image_size=(224, 224), batch_size
         file_cache = cache_mode
         if cache_mode:
             file_cache = _cache_file(cache_mode, (sorted(f.source for f in files), size, fit, seed), part)
-        return _file_stream([f.source for f in files], [f.label for f in files], size=size, fit=fit,
-                            batch_size=batch_size, shuffle=shuffle_part, seed=seed, cache=file_cache)
+        return _file_stream(files, size=size, fit=fit, batch_size=batch_size, shuffle=shuffle_part, seed=seed,
+                            cache=file_cache)
 
     counts = collections.Counter(f.label for f in train_files)
     return ImageData(

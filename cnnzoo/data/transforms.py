@@ -447,10 +447,9 @@ class RandAugment(BatchAugmenter):
         self.fill_mode = check_choice("fill_mode", fill_mode, ("reflect", "wrap", "constant", "nearest"))
         self.interpolation = check_choice("interpolation", interpolation, ("bilinear", "nearest"))
 
-    def _geometry(self, images, op, seed):
-        """One resampling for the images whose op is shear, translation or rotation (`op` [n] names them)."""
-        shape = tf.shape(images)
-        n, height, width = shape[0], shape[1], shape[2]
+    def _geometry_matrices(self, op, height, width, seed):
+        """[n, 3, 3] matrices for images whose op is shear, translation or rotation (`op` [n]: 0, 1 or 2)."""
+        n = tf.shape(op)[0]
         f = self.factor
         sign = tf.where(_uniform(seed, 10, [n], 0.0, 1.0) > 0.5, -1.0, 1.0)
         shear = _uniform(seed, 11, [n, 2], 0.0, f) * sign[:, None]
@@ -460,8 +459,7 @@ class RandAugment(BatchAugmenter):
             shear_matrix(shear[:, 0], shear[:, 1]),
             translation_matrix(shift[:, 1] * tf.cast(width, tf.float32), shift[:, 0] * tf.cast(height, tf.float32)),
             rotation_matrix(angle, height, width)], axis=1)                                    # [n, 3, 3, 3]
-        matrices = tf.gather(candidates, op, batch_dims=1)
-        return warp(images, matrices, fill_mode=self.fill_mode, interpolation=self.interpolation)
+        return tf.gather(candidates, op, batch_dims=1)
 
     def _colour(self, name, images, seed):
         n = tf.shape(images)[0]
@@ -488,31 +486,42 @@ class RandAugment(BatchAugmenter):
             return auto_contrast(images)
         return equalize(images)
 
-    def augment(self, images, seed):
-        batch = tf.shape(images)[0]
-        geometric = [i for i, op in enumerate(self.ops) if op in ("shear", "translation", "rotation")]
-        others = [op for op in self.ops if op not in ("shear", "translation", "rotation")]
+    def augment(self, images, seed, matrices=None):
+        """Augment `images`; with `matrices` ([B, 3, 3] warps still to apply, e.g. RandomAffine's), geometric ops
+        compose into them instead of resampling, and (images, matrices) is returned: the caller warps once.
+
+        Colour operations then see the image before the pending warp; they are pointwise or use whole-image
+        statistics, so the result differs from warping first only through pixels the warp moves out of view.
+        """
+        shape = tf.shape(images)
+        batch, height, width = shape[0], shape[1], shape[2]
+        geometric = ("shear", "translation", "rotation")
+        colour = [op for op in self.ops if op not in geometric]
+        # Slice 0 holds every geometric op; slices 1.. one colour op each.
+        slot = tf.constant([0 if op in geometric else 1 + colour.index(op) for op in self.ops])
+        kind_of = tf.constant([geometric.index(op) if op in geometric else 0 for op in self.ops])
         for round_ in range(self.num_ops):
             round_seed = _seed(seed, 100 + round_)
             choice = tf.random.stateless_uniform([batch], _seed(round_seed, 0), 0, len(self.ops), dtype=tf.int32)
-            # Slice 0 holds every geometric op; slices 1.. one colour op each.
-            slot = tf.constant([0 if op in ("shear", "translation", "rotation") else 1 + others.index(op)
-                                for op in self.ops])
-            slice_of = tf.gather(slot, choice)
-            positions = tf.dynamic_partition(tf.range(batch), slice_of, 1 + len(others))
+            positions = tf.dynamic_partition(tf.range(batch), tf.gather(slot, choice), 1 + len(colour))
             outputs = []
             for k, where in enumerate(positions):
                 part = tf.gather(images, where)
                 if k == 0:
-                    if geometric:
-                        kind = tf.gather(tf.constant([RAND_AUGMENT_OPS.index(op) if op in RAND_AUGMENT_OPS[:3]
-                                                      else 0 for op in self.ops]), tf.gather(choice, where))
-                        part = self._geometry(part, kind, _seed(round_seed, 1))
+                    if len(colour) < len(self.ops):
+                        warps = self._geometry_matrices(tf.gather(kind_of, tf.gather(choice, where)), height,
+                                                        width, _seed(round_seed, 1))
+                        if matrices is None:
+                            part = warp(part, warps, fill_mode=self.fill_mode, interpolation=self.interpolation)
+                        else:
+                            # Output->input maps compose left to right: first pending, then this op.
+                            matrices = tf.tensor_scatter_nd_update(
+                                matrices, where[:, None], tf.gather(matrices, where) @ warps)
                 else:
-                    part = self._colour(others[k - 1], part, _seed(round_seed, 1 + k))
+                    part = self._colour(colour[k - 1], part, _seed(round_seed, 1 + k))
                 outputs.append(part)
             images = tf.ensure_shape(tf.dynamic_stitch(positions, outputs), images.shape)
-        return images
+        return images if matrices is None else (images, matrices)
 
     def get_config(self):
         return {**super().get_config(), "num_ops": self.num_ops, "factor": self.factor, "ops": self.ops,

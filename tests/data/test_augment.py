@@ -176,3 +176,19 @@ def test_show_batch_draws_images_with_class_names(data):
     matplotlib.pyplot.close("all")
     with pytest.raises(TypeError, match="data_or_dataset"):
         show_batch("not data")
+
+
+def test_heavy_policy_fuses_rand_augment_geometry_into_one_warp():
+    """RandomAffine then RandAugment: one resampling with the composed matrix equals the two in sequence."""
+    y, x = np.mgrid[0:40, 0:40].astype(np.float32)
+    ramp = tf.tile(tf.constant(np.stack([x, y, np.zeros_like(x)], -1))[None], [32, 1, 1, 1])
+    affine = T.RandomAffine(rotation=0.05, zoom=0.1)
+    rand_augment = T.RandAugment(num_ops=2, factor=0.2, ops=("rotation", "translation", "shear"))
+    seed = tf.constant([4, 2], tf.int64)
+    fused = A.Augmentation([affine, rand_augment]).augment_images(ramp, seed).numpy()
+    sequential = rand_augment.augment(affine.augment(ramp, T._seed(seed, 0)), T._seed(seed, 1)).numpy()
+    centre = (slice(None), slice(17, 23), slice(17, 23), slice(0, 2))
+    inside = ((sequential[centre] > 1) & (sequential[centre] < 38)).all(-1)   # away from reflected borders
+    assert inside.mean() > 0.9
+    np.testing.assert_allclose(fused[centre][inside], sequential[centre][inside], atol=0.05)   # ramps are exact
+    assert np.abs(fused - ramp.numpy())[centre].mean() > 1.0

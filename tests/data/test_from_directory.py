@@ -146,6 +146,9 @@ def test_large_jpeg_decodes_downscaled_to_the_same_picture(tmp_path):
     image = next(iter(data.train))[0].numpy()[0].astype(float)
     reference = np.asarray(Image.fromarray(big).resize((80, 64), Image.BOX)).astype(float)
     assert np.abs(image - reference).mean() < 4.0
+    from cnnzoo.data.images import scan_files
+    kept, _ = scan_files([str(tmp_path / "big" / "a" / "big.jpg")], [0], target=80)
+    assert kept[0].scale == 8                 # 640 / 8 = 80: decoded at 1/8 in the DCT
 
 
 def test_errors_name_the_problem_and_the_path(tmp_path, make_tree):
