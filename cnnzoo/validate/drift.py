@@ -134,9 +134,7 @@ def penultimate_model(model):
     """
     import keras
 
-    from cnnzoo.train._model import classifier_layer
-
-    head = classifier_layer(model)
+    head = _classifier_layer(model)
     if head is None:
         return None
     if any(layer is head for layer in model.layers):
@@ -153,6 +151,19 @@ def penultimate_model(model):
 
 def _flat_layers(model):
     return list(model._flatten_layers(include_self=False, recursive=True))
+
+
+def _classifier_layer(model):
+    """The layer named "predictions" (the zoo's classifier), else the last Dense layer, nested models included."""
+    import keras
+
+    dense = None
+    for layer in _flat_layers(model):
+        if layer.name == "predictions":
+            return layer
+        if isinstance(layer, keras.layers.Dense):
+            dense = layer
+    return dense
 
 
 _EMBEDDERS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
