@@ -1,0 +1,399 @@
+"""`fit`: one training run done right — optimizer, schedule, regularisation, logs, BN statistics, mixed precision,
+distribution and resumable checkpoints — around `keras.Model.fit`.
+
+`finetune` runs several of these (stages) on one model; both share `_run_stages` below.
+"""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import math
+import os
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from cnnzoo._checks import check_choice, check_float, check_int, received
+from cnnzoo.train import schedules as _schedules
+from cnnzoo.train._model import num_outputs, outputs_probabilities
+from cnnzoo.train.batchnorm import auto_momentum, recalibrate_bn, trained_batchnorm_layers
+from cnnzoo.train.checkpoints import Checkpointer
+from cnnzoo.train.distribute import broadcast_from_chief, get_strategy, is_chief, multiworker_fit_fix
+from cnnzoo.train.optimizers import make_optimizer
+from cnnzoo.train.precision import float32_model, mixed_model, resolve_policy
+
+__all__ = ["fit", "FitResult"]
+
+
+@dataclasses.dataclass
+class FitResult:
+    """What `fit` returns: the trained `model` (float32) and the per-epoch `history` (lists by metric name,
+    with "epoch" and "stage" columns).
+
+    Example:
+        >>> result = cnnzoo.train.fit(model, data, epochs=5)
+        >>> result.history["val_accuracy"][-1]
+    """
+
+    model: keras.Model
+    history: dict
+
+
+# Per-stage training options and their defaults (a `Stage` may override any of them).
+STAGE_DEFAULTS = dict(
+    optimizer="adamw", learning_rate=1e-3, schedule="cosine", schedule_options=None, warmup_epochs=0.0,
+    weight_decay="default", momentum=0.9, nesterov=False, label_smoothing=0.0, clipnorm=None,
+    global_clipnorm=None, clipvalue=None, early_stopping=None, monitor=None, min_delta=0.0,
+    restore_best_weights=True, lr_multipliers=None, bn_momentum="auto", recalibrate_bn="auto",
+)
+
+
+@dataclasses.dataclass
+class _Plan:
+    """One stage as `_run_stages` executes it."""
+
+    epochs: int
+    options: dict
+    name: str = "fit"
+    prepare: object = None          # callable(model) -> None: sets trainable flags for the stage
+    multipliers: object = None      # callable(model) -> {variable path: factor}
+    describe: dict = dataclasses.field(default_factory=dict)
+
+
+def fit(model, data, *, epochs: int, optimizer: str = "adamw", learning_rate: float = 1e-3,
+        schedule="cosine", warmup_epochs: float = 0.0, schedule_options: dict | None = None,
+        weight_decay="default", momentum: float = 0.9, nesterov: bool = False, label_smoothing: float = 0.0,
+        clipnorm: float | None = None, global_clipnorm: float | None = None, clipvalue: float | None = None,
+        early_stopping: int | None = None, monitor: str | None = None, min_delta: float = 0.0,
+        restore_best_weights: bool = True, lr_multipliers: dict | None = None, bn_momentum="auto",
+        recalibrate_bn="auto", mixed_precision="auto", strategy=None, checkpoint_dir=None, log_dir=None,
+        augment=None, callbacks=None, verbose="auto", steps_per_epoch: int | None = None,
+        seed: int | None = None) -> FitResult:
+    """Train `model` on `data` with a complete recipe (all trainable layers train; see `finetune` for freezing).
+
+    Args:
+        model: keras.Model ending in the classifier (softmax probabilities or logits).
+        data: ImageData (`.train`, `.val`), or a tf.data.Dataset of (images, labels) batches (no validation).
+        epochs: int >= 1.
+        optimizer: "adamw" (default), "sgd" (momentum `momentum`, `nesterov`), "adam", or a keras optimizer.
+        learning_rate: float, the base (peak) rate.
+        schedule: "cosine" (default), "constant", "step", "exponential", "cosine_restarts", "one_cycle",
+            "plateau" (reduce-on-plateau callback), or a `LearningRateSchedule`. See `schedules.get`.
+        warmup_epochs: float, linear warmup length in epochs (0: none).
+        weight_decay: float, None, or "default" (0.05 AdamW, 5e-4 SGD); never applied to BN or biases.
+        label_smoothing: float in [0, 1).
+        clipnorm / global_clipnorm / clipvalue: gradient clipping (at most one).
+        early_stopping: int patience in epochs, or None. Stops on `monitor` (default "val_accuracy",
+            "accuracy" without validation data) and restores the best weights.
+        lr_multipliers: {layer name or variable path: factor} per-variable learning-rate factors.
+        bn_momentum: "auto" (BN momentum follows the number of steps per epoch) or None (leave as is).
+        recalibrate_bn: "auto"/True (re-estimate BN statistics after training when BN trained) or False.
+        mixed_precision: "auto", "float16", "bf16", "float32"/None. The returned model is float32.
+        strategy: a tf.distribute.Strategy, "mirrored", "multiworker" or None.
+        checkpoint_dir: path or None. Saves every epoch; a restarted run with the same arguments resumes.
+        log_dir: path or None. Writes `log_dir/training.csv` and TensorBoard logs.
+        augment: None, a policy name for `cnnzoo.data.augmentation`, or a keras layer (train stream only).
+        callbacks: extra keras callbacks. verbose: Keras progress bars ("auto", 0, 1, 2).
+        steps_per_epoch: int, needed only when the train stream's length is unknown.
+
+    Returns:
+        FitResult(model, history).
+
+    Example:
+        >>> result = cnnzoo.train.fit(model, data, epochs=10, learning_rate=3e-3, schedule="one_cycle",
+        ...                           label_smoothing=0.1, early_stopping=3, log_dir="runs/a")
+    """
+    check_int("epochs", epochs, minimum=1)
+    options = dict(optimizer=optimizer, learning_rate=learning_rate, schedule=schedule,
+                   warmup_epochs=warmup_epochs, schedule_options=schedule_options, weight_decay=weight_decay,
+                   momentum=momentum, nesterov=nesterov, label_smoothing=label_smoothing, clipnorm=clipnorm,
+                   global_clipnorm=global_clipnorm, clipvalue=clipvalue, early_stopping=early_stopping,
+                   monitor=monitor, min_delta=min_delta, restore_best_weights=restore_best_weights,
+                   lr_multipliers=lr_multipliers, bn_momentum=bn_momentum, recalibrate_bn=recalibrate_bn)
+    plan = _Plan(epochs=epochs, options=check_stage_options(options),
+                 multipliers=(lambda m: expand_multipliers(m, lr_multipliers)) if lr_multipliers else None)
+    return _run_stages(model, data, [plan], mixed_precision=mixed_precision, strategy=strategy,
+                       checkpoint_dir=checkpoint_dir, log_dir=log_dir, augment=augment, callbacks=callbacks,
+                       verbose=verbose, steps_per_epoch=steps_per_epoch, seed=seed, result_cls=FitResult)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# argument checks
+
+
+def check_stage_options(options: dict) -> dict:
+    """Validate the per-stage training options (shared by `fit` and `Stage`); returns the full option dict."""
+    unknown = sorted(set(options) - set(STAGE_DEFAULTS))
+    if unknown:
+        raise ValueError(f"Unknown training options {unknown}; known: {sorted(STAGE_DEFAULTS)}. "
+                         + received(unknown[0], options[unknown[0]]))
+    full = dict(STAGE_DEFAULTS, **options)
+    opt = full["optimizer"]
+    if not isinstance(opt, keras.optimizers.Optimizer):
+        check_choice("optimizer", opt, ("adamw", "sgd", "adam"))
+    check_float("learning_rate", full["learning_rate"], minimum=0.0, exclusive_minimum=True)
+    if not isinstance(full["schedule"], keras.optimizers.schedules.LearningRateSchedule):
+        check_choice("schedule", full["schedule"], (None,) + _schedules.SCHEDULE_NAMES)
+    check_float("warmup_epochs", full["warmup_epochs"], minimum=0.0)
+    check_float("label_smoothing", full["label_smoothing"], minimum=0.0, maximum=0.99)
+    if full["early_stopping"] is not None:
+        check_int("early_stopping", full["early_stopping"], minimum=0)
+    check_choice("bn_momentum", full["bn_momentum"], ("auto", None))
+    check_choice("recalibrate_bn", full["recalibrate_bn"], ("auto", True, False))
+    if full["schedule_options"] is not None and not isinstance(full["schedule_options"], dict):
+        raise TypeError("`schedule_options` must be a dict. "
+                        + received("schedule_options", full["schedule_options"]))
+    return full
+
+
+def expand_multipliers(model, mapping: dict) -> dict:
+    """{layer name or variable path: factor} -> {trainable variable path: factor}."""
+    by_path = {v.path: v for v in model.trainable_variables}
+    layers = {layer.name: layer for layer in model._flatten_layers(include_self=False, recursive=True)}
+    out = {}
+    for key, factor in mapping.items():
+        check_float(f"lr_multipliers[{key!r}]", factor, minimum=0.0, exclusive_minimum=True)
+        if key in by_path:
+            out[key] = float(factor)
+        elif key in layers:
+            for variable in layers[key].trainable_variables:
+                out[variable.path] = float(factor)
+        else:
+            raise ValueError(f"`lr_multipliers` names {key!r}, which is neither a layer nor a trainable variable "
+                             f"of the model. Received: lr_multipliers={mapping!r}")
+    return out
+
+
+def _check_data(data, model):
+    """Return (train, val, num_classes or None) and check the classes match the model's head."""
+    if isinstance(data, tf.data.Dataset):
+        train, val, num_classes = data, None, None
+    elif hasattr(data, "train") and hasattr(data, "num_classes"):
+        train, val, num_classes = data.train, data.val, data.num_classes
+    else:
+        raise TypeError("`data` must be an ImageData or a tf.data.Dataset of (images, labels). "
+                        + received("data", type(data).__name__))
+    outputs = num_outputs(model)
+    if num_classes is not None and outputs != num_classes:
+        raise ValueError(f"The data has {num_classes} classes but the model's head has {outputs} outputs; "
+                         "create the model with num_classes=data.num_classes or give finetune(head='new'). "
+                         f"Received: data.num_classes={num_classes}")
+    return train, val, num_classes
+
+
+def _steps(train, steps_per_epoch):
+    if steps_per_epoch is not None:
+        return check_int("steps_per_epoch", steps_per_epoch, minimum=1)
+    n = int(train.cardinality())
+    if n == tf.data.INFINITE_CARDINALITY:
+        raise ValueError("The train stream repeats forever; give `steps_per_epoch`. "
+                         "Received: steps_per_epoch=None")
+    if n == tf.data.UNKNOWN_CARDINALITY:
+        n = int(train.reduce(np.int64(0), lambda count, _: count + 1))
+    if n == 0:
+        raise ValueError("The train stream is empty. " + received("data", train))
+    return n
+
+
+# --------------------------------------------------------------------------------------------------------------
+# data, loss, callbacks
+
+
+def _pipelines(train, val, *, augment, seed, num_classes, one_hot, shard_by_data):
+    """Train/val streams for one stage: augmentation (train only), one-hot labels when the loss needs them
+    (label smoothing, or MixUp/CutMix soft labels), data sharding for multi-worker runs. Returns
+    (train, val, one_hot)."""
+    if augment is not None and not (isinstance(augment, str) and augment == "none") and augment is not False:
+        from cnnzoo.data import augment_dataset
+
+        train = augment_dataset(train, augment, num_classes=num_classes, seed=seed)
+    label_rank = train.element_spec[1].shape.rank
+    one_hot = one_hot or label_rank == 2
+
+    def encode(x, y):
+        if y.shape.rank == 2:
+            return x, tf.cast(y, "float32")
+        return x, tf.one_hot(tf.cast(y, "int32"), num_classes)
+
+    if one_hot:
+        train = train.map(encode)
+        val = val.map(encode) if val is not None else None
+    if shard_by_data:
+        # Keras' symbolic build under MultiWorkerMirroredStrategy all-reduces a first batch, which fails on uint8.
+        train = train.map(lambda x, y: (tf.cast(x, "float32"), y))
+        val = val.map(lambda x, y: (tf.cast(x, "float32"), y)) if val is not None else None
+        options = tf.data.Options()
+        options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+        train = train.with_options(options)
+        val = val.with_options(options) if val is not None else None
+    return train.prefetch(tf.data.AUTOTUNE), val, one_hot
+
+
+def make_loss(model, label_smoothing: float = 0.0, *, one_hot: bool = False):
+    """Cross-entropy matched to the head (probabilities or logits); label smoothing uses one-hot targets."""
+    from_logits = not outputs_probabilities(model)
+    if label_smoothing or one_hot:
+        return keras.losses.CategoricalCrossentropy(from_logits=from_logits, label_smoothing=label_smoothing)
+    return keras.losses.SparseCategoricalCrossentropy(from_logits=from_logits)
+
+
+class _EpochRecorder(keras.callbacks.Callback):
+    """Collects each epoch's logs (with global epoch and stage) and writes the checkpoint."""
+
+    def __init__(self, run, stage_index, offset):
+        super().__init__()
+        self.run, self.stage_index, self.offset = run, stage_index, offset
+
+    def on_epoch_end(self, epoch, logs=None):
+        row = {k: float(v) for k, v in (logs or {}).items()}
+        row["learning_rate"] = _current_lr(self.model.optimizer)
+        self.run.record(row, epoch=epoch, stage=self.stage_index)
+        self.run.checkpoint(self.model, stage=self.stage_index, stage_epochs_done=epoch - self.offset + 1,
+                            stage_complete=False)
+
+
+def _current_lr(optimizer) -> float:
+    inner = getattr(optimizer, "inner_optimizer", optimizer)
+    rate = inner.learning_rate
+    return float(keras.ops.convert_to_numpy(rate))
+
+
+# --------------------------------------------------------------------------------------------------------------
+# the run
+
+
+class _Run:
+    """State of one (possibly resumed) multi-stage run: history, checkpointer, stage bookkeeping."""
+
+    def __init__(self, checkpointer, state):
+        self.checkpointer = checkpointer
+        self.state = state
+        self.history = {k: list(v) for k, v in (state or {}).get("history", {}).items()}
+        self.optimizer = None
+
+    def record(self, row, *, epoch, stage):
+        row = dict(row, epoch=epoch, stage=stage)
+        length = len(self.history.get("epoch", []))
+        for key in set(self.history) | set(row):
+            column = self.history.setdefault(key, [math.nan] * length)
+            column.append(row.get(key, math.nan))
+
+    def checkpoint(self, model, **position):
+        if self.checkpointer is not None:
+            self.checkpointer.save(dict(position, history=self.history), model, self.optimizer)
+
+
+def _fingerprint(model, plans, train_steps):
+    return {"model": model.name, "params": int(model.count_params()), "steps_per_epoch": train_steps,
+            "stages": [dict(plan.describe, epochs=plan.epochs,
+                            learning_rate=plan.options["learning_rate"], name=plan.name) for plan in plans]}
+
+
+def _run_stages(model, data, plans, *, mixed_precision="auto", strategy=None, checkpoint_dir=None,
+                log_dir=None, augment=None, callbacks=None, verbose="auto", steps_per_epoch=None, seed=None,
+                result_cls=FitResult, finalize=None):
+    if callbacks is not None and not isinstance(callbacks, (list, tuple)):
+        raise TypeError("`callbacks` must be a list of keras callbacks. " + received("callbacks", callbacks))
+    train, val, num_classes = _check_data(data, model)
+    strategy = get_strategy(strategy)
+    policy = resolve_policy(mixed_precision)
+    model = mixed_model(model, policy, strategy)
+    broadcast_from_chief(model.weights, strategy)
+    steps = _steps(train, steps_per_epoch)
+    chief = is_chief(strategy)
+
+    checkpointer, state = None, None
+    if checkpoint_dir is not None:
+        checkpointer = Checkpointer(checkpoint_dir, _fingerprint(model, plans, steps), enabled=chief)
+        state = checkpointer.load_state()
+    run = _Run(checkpointer, state)
+    scope = strategy.scope if strategy is not None else contextlib.nullcontext
+
+    offset, restored = 0, False
+    for index, plan in enumerate(plans):
+        opts = plan.options
+        done = 0
+        if state is not None:
+            if index < state["stage"] or (index == state["stage"] and state["stage_complete"]):
+                offset += plan.epochs
+                continue
+            if index == state["stage"]:
+                done = state["stage_epochs_done"]
+        if plan.prepare is not None:
+            plan.prepare(model)
+        n_classes = num_classes or num_outputs(model)
+        train_s, val_s, one_hot = _pipelines(
+            train, val, augment=augment, seed=seed, num_classes=n_classes, one_hot=bool(opts["label_smoothing"]),
+            shard_by_data=isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy))
+        total = plan.epochs * steps
+        warm = int(round(opts["warmup_epochs"] * steps))
+        if warm >= total:
+            raise ValueError(f"`warmup_epochs` must be shorter than the stage ({plan.epochs} epochs). "
+                             + received("warmup_epochs", opts["warmup_epochs"]))
+        schedule_name = opts["schedule"]
+        schedule_options = {} if schedule_name == "plateau" else (opts["schedule_options"] or {})
+        rate = _schedules.get(schedule_name, learning_rate=opts["learning_rate"], total_steps=total,
+                              steps_per_epoch=steps, warmup_steps=warm, **schedule_options)
+        with scope():
+            optimizer = make_optimizer(
+                opts["optimizer"], rate, model=model, weight_decay=opts["weight_decay"],
+                momentum=opts["momentum"], nesterov=opts["nesterov"], clipnorm=opts["clipnorm"],
+                global_clipnorm=opts["global_clipnorm"], clipvalue=opts["clipvalue"],
+                lr_multipliers=plan.multipliers(model) if plan.multipliers else None)
+            if policy == "mixed_float16":
+                optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+            metric = (keras.metrics.CategoricalAccuracy(name="accuracy") if one_hot
+                      else keras.metrics.SparseCategoricalAccuracy(name="accuracy"))
+            model.compile(optimizer=optimizer, loss=make_loss(model, opts["label_smoothing"], one_hot=one_hot),
+                          metrics=[metric])
+            if done:
+                optimizer.build(model.trainable_variables)
+        if state is not None and not restored:
+            # The first stage that still has work continues from the saved weights (and optimizer state).
+            checkpointer.restore(state, model, optimizer if done else None)
+            restored = True
+        run.optimizer = optimizer
+
+        stage_callbacks = list(callbacks or [])
+        monitor = opts["monitor"] or ("val_accuracy" if val_s is not None else "accuracy")
+        if schedule_name == "plateau":
+            stage_callbacks.append(_schedules.reduce_on_plateau(monitor=monitor, **_plateau_options(opts)))
+        if opts["early_stopping"] is not None:
+            stage_callbacks.append(keras.callbacks.EarlyStopping(
+                monitor=monitor, patience=opts["early_stopping"], min_delta=opts["min_delta"],
+                mode="min" if "loss" in monitor else "max",
+                restore_best_weights=opts["restore_best_weights"]))
+        if log_dir is not None and chief:
+            os.makedirs(log_dir, exist_ok=True)
+            stage_callbacks += [keras.callbacks.CSVLogger(os.path.join(log_dir, "training.csv"), append=True),
+                                keras.callbacks.TensorBoard(log_dir=os.path.join(log_dir, "tensorboard"),
+                                                            write_graph=False)]
+        stage_callbacks.append(_EpochRecorder(run, index, offset))
+
+        train_bn = trained_batchnorm_layers(model)
+        momentum_ctx = (auto_momentum(model, steps) if opts["bn_momentum"] == "auto"
+                        else contextlib.nullcontext())
+        if done < plan.epochs:
+            with momentum_ctx, multiworker_fit_fix(model, strategy):
+                model.fit(train_s, validation_data=val_s, epochs=offset + plan.epochs,
+                          initial_epoch=offset + done, callbacks=stage_callbacks, verbose=verbose,
+                          steps_per_epoch=steps_per_epoch, shuffle=False)
+        if train_bn and opts["recalibrate_bn"] in ("auto", True):
+            recalibrate_bn(model, train, layers=train_bn)
+            broadcast_from_chief([v for layer in train_bn for v in layer.non_trainable_weights], strategy)
+        run.checkpoint(model, stage=index, stage_epochs_done=plan.epochs, stage_complete=True)
+        offset += plan.epochs
+
+    if state is not None and not restored:
+        checkpointer.restore(state, model)  # every stage had finished before this call
+    if finalize is not None:
+        finalize(model)
+    model = float32_model(model)
+    return result_cls(model=model, history=run.history)
+
+
+def _plateau_options(opts):
+    extra = dict(opts["schedule_options"] or {})
+    allowed = {"factor", "patience", "min_delta", "min_lr", "cooldown"}
+    return {k: v for k, v in extra.items() if k in allowed}
