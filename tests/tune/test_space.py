@@ -134,7 +134,7 @@ def test_search_rejects_bad_arguments(tmp_path):
         with pytest.raises((ValueError, TypeError), match=f"Received: {name}="):
             cnnzoo.tune.search(data, **{**common, **kwargs})
     with pytest.raises(TypeError, match="ImageData"):
-        cnnzoo.tune.search(data.train, **common)
+        cnnzoo.tune(data.train, **common)  # the package is callable: cnnzoo.tune(...) is cnnzoo.tune.search(...)
     no_val = cnnzoo.data.from_arrays(*next(iter(data.train.unbatch().batch(24))), validation_split=0.0)
     with pytest.raises(ValueError, match="data.val"):
         cnnzoo.tune.search(no_val, **common)
