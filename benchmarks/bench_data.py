@@ -139,16 +139,16 @@ def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="few images and steps (< 2 min on 2 cores)")
     parser.add_argument("--images", type=int, default=None,
-                        help="JPEGs in the test folder (default 1024, 256 with --quick)")
+                        help="JPEGs in the test folder (default 1024, 192 with --quick)")
     parser.add_argument("--policies", default=",".join(POLICIES))
     parser.add_argument("--train-steps", type=int, default=None)
     parser.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "results",
                                                       "bench_data.json"))
     args = parser.parse_args(argv)
-    images = args.images or (256 if args.quick else 1024)
-    steps = args.train_steps or (3 if args.quick else 10)
-    rounds = 1 if args.quick else 2
-    timing = dict(warmup=1, min_batches=2, max_batches=4, seconds=5.0) if args.quick else \
+    images = args.images or (192 if args.quick else 1024)
+    steps = args.train_steps or (2 if args.quick else 10)
+    rounds = 2
+    timing = dict(warmup=1, min_batches=2, max_batches=3, seconds=3.0) if args.quick else \
         dict(warmup=3, min_batches=4, max_batches=40, seconds=30.0)
     policies = [p for p in args.policies.split(",") if p]
 

@@ -124,8 +124,8 @@ def cutmix(images, labels, alpha: float, seed):
     x0 = T._uniform(seed, 2, [batch], 0.0, 1.0) * (width - box_w)
     y0 = T._uniform(seed, 3, [batch], 0.0, 1.0) * (height - box_h)
     mask = T.box_mask(shape[1], shape[2], x0, x0 + box_w, y0, y0 + box_h)
-    images = tf.where(mask, tf.gather(images, partner), images)
-    kept = 1.0 - tf.reduce_mean(tf.cast(mask, tf.float32), axis=[1, 2, 3])
+    images = images + mask * (tf.gather(images, partner) - images)
+    kept = 1.0 - tf.reduce_mean(mask, axis=[1, 2, 3])
     labels = kept[:, None] * labels + (1 - kept[:, None]) * tf.gather(labels, partner)
     return images, labels
 

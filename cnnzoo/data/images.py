@@ -255,7 +255,8 @@ def resize(image: tf.Tensor, size: tuple[int, int], fit: str = "stretch") -> tf.
         out = tf.image.resize_with_pad(tf.cast(image, tf.float32), height, width, method="bilinear")
     else:
         out = tf.image.resize(image, size, method="bilinear")
-    return tf.cast(tf.clip_by_value(tf.round(out), 0.0, 255.0), tf.uint8)
+    # Bilinear weights are convex, so `out` stays in 0..255: +0.5 and truncation round without a clip pass.
+    return tf.cast(out + 0.5, tf.uint8)
 
 
 def load(source: tf.Tensor, size: tuple[int, int], fit: str = "stretch", scale: tf.Tensor | None = None) -> tf.Tensor:

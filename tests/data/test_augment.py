@@ -63,10 +63,10 @@ def test_augment_dataset_is_reproducible_and_differs_between_epochs():
 
 
 def test_mixup_gives_soft_labels_that_match_the_image_mix(data):
-    images, labels = first(augment_dataset(data, "none", mixup=0.4, seed=0))
+    images, labels = first(augment_dataset(data, "none", mixup=1.0, seed=0))
     assert labels.dtype == tf.float32 and labels.shape == (16, 3)
     np.testing.assert_allclose(labels.numpy().sum(-1), 1.0, atol=1e-5)
-    assert (labels.numpy().max(-1) < 0.999).mean() > 0.5          # most labels are mixed
+    assert (labels.numpy().max(-1) < 0.999).mean() > 0.4    # mixed, unless the partner has the same class
     # Same draws on a batch of one-hot "images": the pixels carry the label weights.
     onehot = tf.one_hot(tf.range(16) % 3, 3)
     fake = tf.tile(onehot[:, None, None, :] * 255.0, [1, 4, 4, 1])
