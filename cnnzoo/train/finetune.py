@@ -39,7 +39,7 @@ class Stage:
         unfreeze: "head", "all", an int n (the n top groups, the head counting as one: 1 == "head"), or a list
             of group names.
         epochs: int >= 1.
-        learning_rate: float, the head's (peak) rate.
+        learning_rate: float, the head's (peak) rate (`lr=` is accepted as an alias).
         **options: `train_bn` (bool, default False) and any per-stage `fit` option: `lr_multipliers`
             (factors from the head downward, the last repeating: default (1.0, 0.3, 0.1); or
             {group: factor}; or None for one rate), `optimizer`, `schedule`, `warmup_epochs`, `weight_decay`,
@@ -61,6 +61,8 @@ class Stage:
                 raise ValueError("`unfreeze` as a list must name at least one group. " + received("unfreeze",
                                                                                                    unfreeze))
             unfreeze = list(unfreeze)
+        if "lr" in options:  # the spelling, kept as an alias of `learning_rate`
+            learning_rate = options.pop("lr")
         self.unfreeze = unfreeze
         self.epochs = check_int("epochs", epochs, minimum=1)
         self.learning_rate = check_float("learning_rate", learning_rate, minimum=0.0, exclusive_minimum=True)

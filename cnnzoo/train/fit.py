@@ -93,12 +93,14 @@ def fit(model, data, *, epochs: int, optimizer: str = "adamw", learning_rate: fl
         strategy: a tf.distribute.Strategy, "mirrored", "multiworker" or None.
         checkpoint_dir: path or None. Saves every epoch; a restarted run with the same arguments resumes.
         log_dir: path or None. Writes `log_dir/training.csv` and TensorBoard logs.
-        augment: None, a policy name for `cnnzoo.data.augmentation`, or a keras layer (train stream only).
+        augment: None, or what `cnnzoo.data.augment_dataset` takes (a policy name such as "standard", a list of
+            steps, an `Augmentation` with MixUp/CutMix, a keras layer); train stream only.
         callbacks: extra keras callbacks. verbose: Keras progress bars ("auto", 0, 1, 2).
         steps_per_epoch: int, needed only when the train stream's length is unknown.
 
     Returns:
-        FitResult(model, history).
+        FitResult(model, history). `model` is the model passed in, trained in place, unless mixed precision or
+        a strategy required rebuilding it (then a float32 rebuild with the trained weights).
 
     Example:
         >>> result = cnnzoo.train.fit(model, data, epochs=10, learning_rate=3e-3, schedule="one_cycle",

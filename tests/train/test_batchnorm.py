@@ -70,16 +70,16 @@ def test_short_from_scratch_run_evaluates_like_it_trains():
     The control run (no momentum rule, no recalibration) shows the trap on this very setting: high training
     accuracy, chance in evaluate. The recipe's run evaluates within a few points of its training accuracy.
     """
-    x, y = digits_arrays(32)
+    x, y = digits_arrays(16)
     train, val = split(x, y)
     data = make_data(*train, validation=val, batch_size=32)
     runs = {}
     for label, options in {"recipe": {}, "control": dict(bn_momentum=None, recalibrate_bn=False)}.items():
         keras.utils.set_random_seed(0)
-        model = tiny_cnn(bn_momentum=0.999)
+        model = tiny_cnn(size=16, bn_momentum=0.999)
         result = fit(model, data, epochs=3, learning_rate=3e-3, verbose=0, **options)
         runs[label] = (result.history["accuracy"][-1], evaluate(result.model, data).accuracy)
     control_train, control_eval = runs["control"]
-    assert control_train > 0.85 and control_eval < 0.3, runs
+    assert control_train > 0.85 and control_train - control_eval > 0.3, runs   # the trap: a 30+ point gap
     recipe_train, recipe_eval = runs["recipe"]
     assert recipe_train > 0.85 and abs(recipe_eval - recipe_train) < 0.05, runs
