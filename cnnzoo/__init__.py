@@ -10,14 +10,22 @@ import importlib
 
 __version__ = "0.1.0"
 
-from cnnzoo.registry import create_model, list_models, model_info, register_model  # noqa: E402
-from cnnzoo.profiling import profile  # noqa: E402
-from cnnzoo import layers, models, data  # noqa: E402,F401
+# The layers register themselves with Keras on import, so `keras.saving.load_model("model.keras")` works after a
+# plain `import cnnzoo`; everything else (tf2onnx, KerasTuner, scikit-learn) loads on first use.
+from cnnzoo import layers  # noqa: E402,F401
+from cnnzoo.data import transforms as _augmentation_layers  # noqa: E402,F401
 
-# Heavier parts (tf2onnx, KerasTuner, sklearn) load on first use, keeping `import cnnzoo` fast.
 _LAZY = {
+    "create_model": ("cnnzoo.registry", "create_model"),
+    "list_models": ("cnnzoo.registry", "list_models"),
+    "model_info": ("cnnzoo.registry", "model_info"),
+    "register_model": ("cnnzoo.registry", "register_model"),
+    "profile": ("cnnzoo.profiling", "profile"),
     "finetune": ("cnnzoo.train", "finetune"),
     "Stage": ("cnnzoo.train", "Stage"),
+    "models": ("cnnzoo.models", None),
+    "data": ("cnnzoo.data", None),
+    "registry": ("cnnzoo.registry", None),
     "train": ("cnnzoo.train", None),
     "evaluate": ("cnnzoo.evaluate", None),
     "explain": ("cnnzoo.evaluate.explain", None),
@@ -38,5 +46,8 @@ def __getattr__(name):
     raise AttributeError(f"module 'cnnzoo' has no attribute {name!r}")
 
 
-__all__ = ["__version__", "create_model", "list_models", "model_info", "register_model", "profile",
-           "layers", "models", "data", *_LAZY]
+def __dir__():
+    return sorted(list(globals()) + list(_LAZY))
+
+
+__all__ = ["__version__", "layers", *_LAZY]

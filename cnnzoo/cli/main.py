@@ -3,6 +3,8 @@
 Example:
     $ cnnzoo list "resnet*"
     $ cnnzoo info efficientnet_b0 --json
+    $ cnnzoo demo
+    $ cnnzoo predict digit.png --model saved_models/digits
 """
 from __future__ import annotations
 
@@ -11,9 +13,10 @@ import json
 import os
 import sys
 
+from cnnzoo.cli.errors import UsageError
 
-class UsageError(Exception):
-    """A user mistake (bad argument, missing path): printed as one line, exit code 2."""
+DEFAULT_MODEL = "mobilenet_v2_035"  # small enough to commit its export (a few MB), ~98 % on digits
+EXPORT_FORMATS = ("saved_model", "tflite_fp32", "tflite_fp16", "tflite_dynamic", "tflite_int8", "onnx")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -60,6 +63,88 @@ def cmd_info(args) -> int:
     return 0
 
 
+def cmd_demo(args) -> int:
+    from cnnzoo.cli.demo import run_demo
+
+    if args.data is not None and not os.path.isdir(args.data):
+        raise UsageError(f"--data must be a folder of class subfolders. Received: --data={args.data!r}")
+    summary = run_demo(data_dir=args.data, out_dir=args.out, model_name=args.model, image_size=args.image_size,
+                       epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate,
+                       weights=args.weights, seed=args.seed, parity="warn" if args.parity_warn else True,
+                       log=(lambda *a: None) if args.json else print)
+    if args.json:
+        print(json.dumps(summary, default=str))
+    return 0
+
+
+def cmd_validate(args) -> int:
+    from cnnzoo.validate.cli import run
+
+    try:
+        return run(args)  # 0 passed, 1 a check failed
+    except (ValueError, TypeError) as error:
+        raise UsageError(str(error)) from None
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return value
+
+
+def _unfreeze(text: str):
+    if text in ("head", "all"):
+        return text
+    return _positive_int(text)
+
+
+def _data_args(p, *, image_size=True):
+    p.add_argument("data", help="a folder with one subfolder per class, or tfds:NAME")
+    p.add_argument("--data-dir", default=None, help="local TFDS data_dir (for tfds:NAME)")
+    if image_size:
+        p.add_argument("--image-size", type=_positive_int, default=224, help="pixels (default: 224)")
+    p.add_argument("--batch-size", type=_positive_int, default=32)
+    p.add_argument("--seed", type=int, default=0)
+
+
+def _train_args(p, *, finetune: bool):
+    _data_args(p)
+    p.add_argument("--model", required=True, help="zoo model name (see `cnnzoo list`)")
+    p.add_argument("--weights", default="imagenet" if finetune else None,
+                   help="'imagenet', a weights file, or 'none'" + (" (default: imagenet)" if finetune else ""))
+    p.add_argument("--epochs", type=_positive_int, default=5 if finetune else 10)
+    p.add_argument("--learning-rate", type=_positive_float, default=1e-3)
+    p.add_argument("--dropout", type=float, default=None)
+    p.add_argument("--augment", default="standard", choices=["none", "light", "standard", "heavy"])
+    p.add_argument("--checkpoint-dir", default=None, help="save every epoch; rerun to resume")
+    p.add_argument("--out", default="model.keras", help="where to save the trained model (.keras)")
+    p.add_argument("--json", action="store_true")
+    if finetune:
+        p.add_argument("--head-epochs", type=_positive_int, default=2, help="stage 1: head only")
+        p.add_argument("--unfreeze", type=_unfreeze, default=3, help="stage 2: top groups to train, or all")
+        p.add_argument("--tune-lr-factor", type=_positive_float, default=0.3, help="stage 2 rate factor")
+        p.add_argument("--train-bn", action="store_true", help="let BatchNorm statistics update in stage 2")
+    else:
+        p.add_argument("--optimizer", default="adamw", choices=["adamw", "adam", "sgd"])
+        p.add_argument("--schedule", default="cosine",
+                       choices=["cosine", "constant", "step", "exponential", "cosine_restarts", "one_cycle",
+                                "plateau"])
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="cnnzoo", description="Keras 3 CNN model zoo and transfer-learning toolkit.")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks")
@@ -74,11 +159,92 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name", help="a name from `cnnzoo list`")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_info)
+
+    p = sub.add_parser("demo", help="train a zoo model on bundled real data (digits), evaluate, export")
+    p.add_argument("--data", default=None, help="a folder of images, one subfolder per class (default: digits)")
+    p.add_argument("--out", default="saved_models", help="export base directory (default: saved_models)")
+    p.add_argument("--model", default=DEFAULT_MODEL, help=f"zoo model name (default: {DEFAULT_MODEL})")
+    p.add_argument("--image-size", type=_positive_int, default=48, help="training size in pixels (default: 48)")
+    p.add_argument("--epochs", type=_positive_int, default=15, help="training epochs (default: 15)")
+    p.add_argument("--batch-size", type=_positive_int, default=32)
+    p.add_argument("--learning-rate", type=_positive_float, default=1e-2, help="peak rate (one-cycle schedule)")
+    p.add_argument("--weights", default=None, help="'imagenet' or a weights file: fine-tune instead of training")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--parity-warn", action="store_true",
+                   help="write the export even if a format fails its parity check (recorded in the card)")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.set_defaults(func=cmd_demo)
+
+    from cnnzoo.cli import commands
+
+    p = sub.add_parser("train", help="train a zoo model on a folder or TFDS dataset, save .keras")
+    _train_args(p, finetune=False)
+    p.set_defaults(func=lambda a: commands.cmd_train(a, finetune=False))
+
+    p = sub.add_parser("finetune", help="fine-tune a pretrained zoo model (head, then top groups), save .keras")
+    _train_args(p, finetune=True)
+    p.set_defaults(func=lambda a: commands.cmd_train(a, finetune=True))
+
+    p = sub.add_parser("evaluate", help="accuracy, per-class report, confusion matrix and ECE of a .keras model")
+    p.add_argument("model", help="a .keras file")
+    _data_args(p)
+    p.add_argument("--validation-split", type=float, default=0.2, help="part of the data to evaluate on")
+    p.add_argument("--plots", default=None, help="folder for confusion_matrix.png and reliability.png")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=commands.cmd_evaluate)
+
+    p = sub.add_parser("export", help="export a .keras model: SavedModel (TF Serving), TFLite, ONNX")
+    p.add_argument("model", help="a .keras file")
+    p.add_argument("out", help="TF Serving model base path; the export goes to OUT/<version>/")
+    p.add_argument("--formats", nargs="+", default=["saved_model", "tflite_int8", "onnx"], choices=EXPORT_FORMATS)
+    p.add_argument("--data", default=None, help="calibration / parity images: a folder or tfds:NAME")
+    p.add_argument("--data-dir", default=None)
+    p.add_argument("--image-size", type=_positive_int, default=224)
+    p.add_argument("--version", type=_positive_int, default=None)
+    p.add_argument("--parity-warn", action="store_true", help="write even if a parity check fails")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=commands.cmd_export)
+
+    p = sub.add_parser("predict", help="classify images with a SavedModel, .tflite, .onnx or .keras model")
+    p.add_argument("images", nargs="+", help="image files")
+    p.add_argument("--model", required=True, help="export dir, SavedModel dir, .tflite, .onnx or .keras")
+    p.add_argument("--top-k", type=_positive_int, default=3)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=commands.cmd_predict)
+
+    p = sub.add_parser("tune", help="KerasTuner search over zoo models and the training recipe")
+    _data_args(p)
+    p.add_argument("--validation-split", type=float, default=0.2)
+    p.add_argument("--models", default="mobilenet_v2,resnet18,efficientnet",
+                   help="comma-separated zoo names or families (default: mobilenet_v2,resnet18,efficientnet)")
+    p.add_argument("--tuner", default="hyperband", choices=["hyperband", "bayesian", "random"])
+    p.add_argument("--max-trials", type=_positive_int, default=None)
+    p.add_argument("--epochs", type=_positive_int, default=10)
+    p.add_argument("--objective", default="val_accuracy")
+    p.add_argument("--directory", default="cnnzoo_tune")
+    p.add_argument("--project-name", default="search")
+    p.add_argument("--overwrite", action="store_true", help="start afresh instead of resuming")
+    p.add_argument("--space", nargs="*", metavar="NAME=VALUE",
+                   help="fix or narrow: learning_rate=3e-3, dropout=(0.0,0.5), augment=[none,light]")
+    p.add_argument("--weights", default=None, help="'imagenet' or a file: tune fine-tuning depth too")
+    p.add_argument("--early-stopping", type=_positive_int, default=3)
+    p.add_argument("--no-early-stopping", action="store_true")
+    p.add_argument("--refit", action="store_true", help="retrain the best configuration at the end")
+    p.add_argument("--output", default=None, help="save the best model here (.keras)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=commands.cmd_tune)
+
+    from cnnzoo.validate.cli import add_arguments as validate_arguments
+
+    p = sub.add_parser("validate", help="validate a model or export: golden, consistency, latency, calibration, "
+                                        "drift (exit 1 when a check fails)")
+    validate_arguments(p)
+    p.set_defaults(func=cmd_validate)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

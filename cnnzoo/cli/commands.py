@@ -1,0 +1,210 @@
+"""The thin command functions behind `cnnzoo train | finetune | evaluate | export | predict`.
+
+Each takes the parsed arguments, calls the public API, and prints a table or JSON. User mistakes raise
+`UsageError` (exit 2, one line); everything else is a real error.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from cnnzoo.cli.errors import UsageError
+
+
+def load_data(source: str, *, image_size: int, batch_size: int, validation_split: float = 0.2, seed: int = 0,
+              data_dir: str | None = None):
+    """A folder of class subfolders, or `tfds:NAME` read from a local TFDS `data_dir`."""
+    import cnnzoo
+
+    size = (image_size, image_size)
+    try:
+        if source.startswith("tfds:"):
+            return cnnzoo.data.from_tfds(source[5:], data_dir=data_dir, image_size=size, batch_size=batch_size,
+                                         validation_split=validation_split, seed=seed)
+        if not os.path.isdir(source):
+            raise UsageError(f"data must be a folder of class subfolders or tfds:NAME. Received: data={source!r}")
+        return cnnzoo.data.from_directory(source, image_size=size, batch_size=batch_size,
+                                          validation_split=validation_split, seed=seed)
+    except ValueError as error:  # empty folder, one class, unprepared TFDS data: the user's to fix
+        raise UsageError(str(error)) from None
+
+
+def load_keras_model(path: str):
+    import keras
+
+    import cnnzoo  # noqa: F401  registers cnnzoo layers for deserialization
+
+    if not os.path.isfile(path) or not path.endswith(".keras"):
+        raise UsageError(f"model must be a .keras file. Received: model={path!r}")
+    return keras.saving.load_model(path, compile=False)
+
+
+def cmd_train(args, *, finetune: bool) -> int:
+    import cnnzoo
+
+    data = load_data(args.data, image_size=args.image_size, batch_size=args.batch_size, seed=args.seed,
+                     data_dir=args.data_dir)
+    try:
+        model = cnnzoo.create_model(args.model, num_classes=data.num_classes,
+                                    input_shape=(args.image_size, args.image_size, 3), weights=args.weights,
+                                    dropout=args.dropout)
+    except (ValueError, TypeError) as error:
+        raise UsageError(str(error)) from None
+    verbose = 0 if args.json else 2
+    if finetune:
+        stages = [cnnzoo.Stage("head", epochs=args.head_epochs, learning_rate=args.learning_rate),
+                  cnnzoo.Stage(args.unfreeze if args.unfreeze != "all" else "all", epochs=args.epochs,
+                               learning_rate=args.learning_rate * args.tune_lr_factor, train_bn=args.train_bn)]
+        result = cnnzoo.finetune(model, data, stages=stages, augment=args.augment, weights=None,
+                                 checkpoint_dir=args.checkpoint_dir, seed=args.seed, verbose=verbose)
+    else:
+        result = cnnzoo.train.fit(model, data, epochs=args.epochs, learning_rate=args.learning_rate,
+                                  optimizer=args.optimizer, schedule=args.schedule, augment=args.augment,
+                                  checkpoint_dir=args.checkpoint_dir, seed=args.seed, verbose=verbose)
+    report = cnnzoo.evaluate(result.model, data)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    result.model.save(args.out)
+    summary = {"model": args.model, "saved": args.out, "accuracy": report.accuracy, "ece": report.ece,
+               "classes": data.class_names, "skipped_files": len(data.skipped)}
+    print(json.dumps(summary) if args.json else
+          f"saved {args.out}\nheld-out accuracy {report.accuracy:.4f}, ECE {report.ece:.4f}")
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    import cnnzoo
+
+    model = load_keras_model(args.model)
+    size = model.input_shape[1] or args.image_size
+    data = load_data(args.data, image_size=size, batch_size=args.batch_size, seed=args.seed,
+                     data_dir=args.data_dir, validation_split=args.validation_split)
+    try:
+        report = cnnzoo.evaluate(model, data)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+    if args.plots:
+        os.makedirs(args.plots, exist_ok=True)
+        _figure(report.plot_confusion_matrix()).savefig(os.path.join(args.plots, "confusion_matrix.png"))
+        _figure(report.plot_reliability()).savefig(os.path.join(args.plots, "reliability.png"))
+    data_out = report.to_dict()
+    if args.json:
+        print(json.dumps(data_out, default=_jsonable))
+    else:
+        print(f"accuracy {report.accuracy:.4f}  ECE {report.ece:.4f}  " +
+              "  ".join(f"top-{k} {v:.4f}" for k, v in report.top_k.items()))
+        print(report.per_class.to_string() if hasattr(report.per_class, "to_string") else report.per_class)
+    return 0
+
+
+def cmd_export(args) -> int:
+    import cnnzoo
+
+    model = load_keras_model(args.model)
+    representative = None
+    if args.data:
+        size = model.input_shape[1] or args.image_size
+        representative = load_data(args.data, image_size=size, batch_size=32, seed=args.seed,
+                                   data_dir=args.data_dir)
+    elif "tflite_int8" in args.formats:
+        raise UsageError("tflite_int8 needs calibration images: pass --data DIR (or leave tflite_int8 out). "
+                         "Received: --data=None")
+    try:
+        report = cnnzoo.export(model, args.out, formats=tuple(args.formats), representative_data=representative,
+                               version=args.version, parity="warn" if args.parity_warn else True)
+    except (ValueError, FileExistsError) as error:
+        raise UsageError(str(error)) from None
+    if args.json:
+        print(json.dumps({"directory": str(report.directory), "paths": {k: str(v) for k, v in report.paths.items()},
+                          "sizes": report.sizes, "parity": report.parity}, default=_jsonable))
+    else:
+        print(report.summary() if hasattr(report, "summary") else report)
+    return 0
+
+
+def read_images(paths: list[str]):
+    import numpy as np
+    from PIL import Image, UnidentifiedImageError
+
+    images = []
+    for path in paths:
+        if not os.path.isfile(path):
+            raise UsageError(f"image not found. Received: image={path!r}")
+        try:
+            with Image.open(path) as image:
+                images.append(np.asarray(image.convert("RGB")))
+        except (UnidentifiedImageError, OSError) as error:
+            raise UsageError(f"not a readable image ({error}). Received: image={path!r}") from None
+    return images
+
+
+def cmd_predict(args) -> int:
+    import numpy as np
+
+    from cnnzoo.export.runners import load_runner, resize_uint8
+
+    if not os.path.exists(args.model):
+        raise UsageError(f"model not found. Received: --model={args.model!r}")
+    try:
+        runner = load_runner(args.model)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+    images = read_images(args.images)
+    size = runner.input_size or images[0].shape[:2]
+    batch = np.stack([resize_uint8(img[None], tuple(size))[0] for img in images])
+    probabilities = runner.predict(batch)
+    names = runner.class_names or [str(i) for i in range(probabilities.shape[-1])]
+    k = min(args.top_k, probabilities.shape[-1])
+    rows = []
+    for path, p in zip(args.images, probabilities):
+        top = np.argsort(-p)[:k]
+        rows.append({"image": path, "top": [{"class": names[i], "probability": float(p[i])} for i in top]})
+    if args.json:
+        print(json.dumps(rows))
+    else:
+        for row in rows:
+            print(row["image"] + "  " + "  ".join(f"{t['class']} {t['probability']:.3f}" for t in row["top"]))
+    return 0
+
+
+def cmd_tune(args) -> int:
+    import cnnzoo
+
+    data = load_data(args.data, image_size=args.image_size, batch_size=args.batch_size, seed=args.seed,
+                     data_dir=args.data_dir, validation_split=args.validation_split)
+    try:
+        result = cnnzoo.tune.search(
+            data, models=tuple(m.strip() for m in args.models.split(",") if m.strip()), tuner=args.tuner,
+            max_trials=args.max_trials, epochs=args.epochs, objective=args.objective, directory=args.directory,
+            project_name=args.project_name, overwrite=args.overwrite, seed=args.seed,
+            space=cnnzoo.tune.parse_space(args.space or []), weights=args.weights,
+            early_stopping=None if args.no_early_stopping else args.early_stopping, refit=args.refit,
+            verbose=0 if args.json else "auto")
+    except (ValueError, TypeError) as error:
+        raise UsageError(str(error)) from None
+    if args.output:
+        result.best_model.save(args.output)
+    if args.json:
+        print(json.dumps({"leaderboard": result.leaderboard.to_dict(orient="records"),
+                          "best": result.best_hyperparameters.values, "output": args.output}, default=_jsonable))
+    else:
+        print(result.leaderboard.to_string(index=False))
+        if args.output:
+            print(f"best model saved to {args.output}")
+    return 0
+
+
+def _figure(plot):
+    return getattr(plot, "figure", plot)
+
+
+def _jsonable(value):
+    import numpy as np
+
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, (np.floating, np.integer)):
+        return value.item()
+    if hasattr(value, "to_dict"):
+        return value.to_dict()
+    return str(value)
