@@ -4,7 +4,9 @@ Layout of `checkpoint_dir`: `ckpt-00007/` holds `model.weights.h5` and `optimize
 newest complete one and records the stage, the epochs done and the history so far. A checkpoint is written in a
 fresh folder and `state.json` is replaced atomically afterwards, so a process killed at any moment leaves the
 previous checkpoint intact. A run restarted with the same arguments continues after the last completed epoch;
-different arguments raise an error rather than mix two runs.
+different arguments raise an error rather than mix two runs. Not saved: early-stopping and reduce-on-plateau
+counters (they restart with the resumed stage) and the data order within an epoch. In a multi-worker run the
+chief writes, and every worker reads, so `checkpoint_dir` must be storage all workers share.
 
 Example:
     >>> cnnzoo.finetune(model, data, checkpoint_dir="runs/flowers")   # kill it, run it again: it resumes

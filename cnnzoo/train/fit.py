@@ -88,7 +88,8 @@ def fit(model, data, *, epochs: int, optimizer: str = "adamw", learning_rate: fl
             "accuracy" without validation data) and restores the best weights.
         lr_multipliers: {layer name or variable path: factor} per-variable learning-rate factors.
         bn_momentum: "auto" (BN momentum follows the number of steps per epoch) or None (leave as is).
-        recalibrate_bn: "auto"/True (re-estimate BN statistics after training when BN trained) or False.
+        recalibrate_bn: "auto"/True (re-estimate BN statistics after training when BN trained, from up to
+            200 un-augmented training batches) or False.
         mixed_precision: "auto", "float16", "bf16", "float32"/None. The returned model is float32.
         strategy: a tf.distribute.Strategy, "mirrored", "multiworker" or None.
         checkpoint_dir: path or None. Saves every epoch; a restarted run with the same arguments resumes.
@@ -382,7 +383,8 @@ def _run_stages(model, data, plans, *, mixed_precision="auto", strategy=None, ch
                           initial_epoch=offset + done, callbacks=stage_callbacks, verbose=verbose,
                           steps_per_epoch=steps_per_epoch, shuffle=False)
         if train_bn and opts["recalibrate_bn"] in ("auto", True):
-            recalibrate_bn(model, train, layers=train_bn)
+            # 200 batches estimate the statistics well; more would only lengthen big runs.
+            recalibrate_bn(model, train, layers=train_bn, steps=min(steps, 200))
             broadcast_from_chief([v for layer in train_bn for v in layer.non_trainable_weights], strategy)
         run.checkpoint(model, stage=index, stage_epochs_done=plan.epochs, stage_complete=True)
         offset += plan.epochs

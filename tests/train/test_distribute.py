@@ -65,3 +65,17 @@ def test_strategy_names_and_chief(monkeypatch):
     with pytest.raises(ValueError, match="TF_CONFIG"):
         get_strategy("multiworker")
     assert is_chief(None) and is_chief(mirrored)
+
+
+def test_fit_with_mirrored_strategy_rebuilds_the_model_in_its_scope():
+    from cnnzoo.train import fit
+    from traintools import digits_arrays, make_data, tiny_cnn
+
+    x, y = digits_arrays(32)
+    data = make_data(x[:128], y[:128], batch_size=32)
+    model = tiny_cnn(width=8)
+    strategy = get_strategy("mirrored")
+    result = fit(model, data, epochs=2, learning_rate=3e-3, strategy="mirrored", verbose=0)
+    assert result.model is not model   # variables must be created under the strategy
+    assert strategy.extended.variable_created_in_scope(result.model.weights[0].value)
+    assert result.history["loss"][-1] < result.history["loss"][0]
