@@ -202,8 +202,9 @@ class Augmentation(keras.layers.Layer):
         pending, warp_options = None, {}
         for i, layer in enumerate(self.steps):
             step_seed = T._seed(seed, i)
-            fusable = isinstance(layer, T.RandomAffine) and layer.rotation + layer.zoom + layer.translation != (0.0,) * 6
-            if fusable and i + 1 < len(self.steps) and isinstance(self.steps[i + 1], T.RandAugment):
+            warps = isinstance(layer, T.RandomAffine) and any(
+                factor != (0.0, 0.0) for factor in (layer.rotation, layer.zoom, layer.translation))
+            if warps and i + 1 < len(self.steps) and isinstance(self.steps[i + 1], T.RandAugment):
                 shape = tf.shape(images)
                 pending = layer.matrices(shape[0], shape[1], shape[2], step_seed)
                 warp_options = dict(fill_mode=layer.fill_mode, interpolation=layer.interpolation,

@@ -5,9 +5,10 @@ exception), and must never decode a file wrongly without a word. So every file i
 pipeline, in three steps:
 
 1. Pillow reads the header: zero-byte files and files Pillow cannot identify are skipped with the reason.
-2. Files TensorFlow is known to misread are converted to RGB PNG copies by Pillow: CMYK/YCCK JPEGs (Adobe
-   inversion is a marker TF's decoder does not honour in all cases), palette or 1/4/8-bit BMPs (TF decodes the
-   palette indices as pixels, silently), JPEGs with an EXIF rotation, and formats TF has no decoder for.
+2. Files TensorFlow misreads or may misread are converted to RGB PNG copies by Pillow: palette or 1/4/8-bit
+   BMPs (TF decodes the palette indices as pixels, silently), JPEGs with an EXIF rotation (TF ignores it),
+   CMYK/YCCK JPEGs (whether the inks are stored inverted depends on an Adobe marker; Pillow's conversion is
+   the reference), and formats TF has no decoder for (e.g. a TIFF named .png).
 3. TensorFlow decodes every remaining file once (parallel, in C++). A file it fails on (a truncated JPEG or
    PNG, say) goes to Pillow; if Pillow cannot read it either it is skipped with Pillow's reason.
 

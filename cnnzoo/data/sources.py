@@ -39,7 +39,7 @@ def _check_common(image_size, batch_size, validation_split, seed, fit, cache, al
     size = None if (allow_none_size and image_size is None) else _check_size("image_size", image_size)
     check_int("batch_size", batch_size, minimum=1)
     split = check_float("validation_split", validation_split, minimum=0.0, maximum=0.9)
-    check_int("seed", seed)
+    check_int("seed", seed, minimum=0)
     check_choice("fit", fit, _images.FITS)
     if not (cache in ("auto", "memory", True, False, None) or isinstance(cache, (str, os.PathLike))):
         raise ValueError("`cache` must be 'auto', 'memory', True, False/None or a directory path. "
@@ -335,7 +335,8 @@ def from_arrays(x, y, *, class_names: Sequence[str] | None = None, image_size=No
     Example:
         >>> from sklearn.datasets import load_digits                        # doctest: +SKIP
         >>> digits = load_digits()                                          # doctest: +SKIP
-        >>> data = cnnzoo.data.from_arrays(digits.images[..., None] / 16, digits.target, image_size=32)  # doctest: +SKIP
+        >>> x = digits.images[..., None] / 16                               # doctest: +SKIP
+        >>> data = cnnzoo.data.from_arrays(x, digits.target, image_size=32)  # doctest: +SKIP
     """
     size, split = _check_common(image_size, batch_size, validation_split, seed, fit, None, allow_none_size=True)
     images = _as_uint8_images(x)
@@ -400,7 +401,7 @@ def from_tfds(name: str, *, data_dir: str | None = None, split=None, image_size=
     says where TFDS looked and how to prepare it.
 
     Example:
-        >>> data = cnnzoo.data.from_tfds("tf_flowers", data_dir="~/tensorflow_datasets", image_size=160)  # doctest: +SKIP
+        >>> data = cnnzoo.data.from_tfds("tf_flowers", data_dir="~/tfds", image_size=160)  # doctest: +SKIP
     """
     import tensorflow_datasets as tfds
 
@@ -465,8 +466,7 @@ def from_tfds(name: str, *, data_dir: str | None = None, split=None, image_size=
     def stream(part: str, shuffle_part: bool) -> tf.data.Dataset:
         n = examples(part)
         ds = read(part, shuffle_part).map(to_pair, num_parallel_calls=AUTOTUNE)
-        mode = _cache_mode(cache, n if n is not None else 1 << 40, size) if cache == "auto" else \
-            _cache_mode(cache, 0, size)
+        mode = _cache_mode(cache, n if n is not None else 1 << 40, size)   # unknown size: no "auto" cache
         if mode:
             mode = _cache_file(mode, (name, builder.data_dir, part, size, fit), part.replace("%", "pc"))
         return _finish(ds, n_items=n or _SHUFFLE_BUFFER, batch_size=batch_size, shuffle=shuffle_part,
