@@ -42,6 +42,7 @@ def test_bad_files_are_skipped_with_reasons_and_good_ones_kept(tmp_path):
     assert sum(data.class_counts.values()) == len(good) - 4   # 2 per class in val (25 % of 8 and 7)
     images, labels = next(iter(data.train))
     assert images.dtype == tf.uint8 and images.shape[1:] == (32, 32, 3) and labels.dtype == tf.int32
+    assert type(data.train).__name__ == "_PrefetchDataset" and images.shape[0] == 4
 
 
 def test_convertible_images_become_the_right_rgb_pixels(tmp_path):
@@ -99,9 +100,10 @@ def test_train_order_reshuffles_each_epoch_and_repeats_with_the_seed(indexed_tre
     assert ids(same.train) == epoch1
 
 
-def test_explicit_train_and_validation_folders(tmp_path, indexed_tree):
+@pytest.mark.parametrize("val_name", ["val", "validation"])
+def test_explicit_train_and_validation_folders(tmp_path, indexed_tree, val_name):
     indexed_tree({"a": 6, "b": 6}, root=tmp_path / "ds" / "train")
-    indexed_tree({"a": 2, "b": 3}, root=tmp_path / "ds" / "validation")
+    indexed_tree({"a": 2, "b": 3}, root=tmp_path / "ds" / val_name)
     data = from_directory(tmp_path / "ds", image_size=16, batch_size=4, validation_split=0.5)
     assert data.class_names == ["a", "b"]
     assert sum(len(y) for _, y in data.val) == 5 and sum(len(y) for _, y in data.train) == 12
