@@ -77,10 +77,20 @@ class RawImageModel:
         Grayscale and RGBA files become RGB; bytes that are no image raise InvalidArgumentError ("Unknown image
         file format").
         """
-        target = self.input_size if self.fit == "stretch" else (max(self.input_size),) * 2
+        target = max(self.input_size)
 
         def one(contents):
-            return data_images.resize(data_images.decode(contents, target), self.input_size, self.fit)
+            # The JPEG DCT downscale the training pipeline picks per file (data_images.jpeg_scale), in-graph.
+            def jpeg_scale():
+                shape = tf.image.extract_jpeg_shape(contents)
+                shorter = tf.minimum(shape[0], shape[1])
+                scale = tf.constant(1, tf.int32)
+                for ratio in (2, 4, 8):
+                    scale = tf.where(shorter // ratio >= target, ratio, scale)
+                return scale
+
+            scale = tf.cond(tf.io.is_jpeg(contents), jpeg_scale, lambda: tf.constant(1, tf.int32))
+            return data_images.resize(data_images.decode(contents, scale), self.input_size, self.fit)
 
         spec = tf.TensorSpec([*self.input_size, 3], tf.uint8)
         return tf.map_fn(one, image_bytes, fn_output_signature=spec)

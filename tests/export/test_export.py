@@ -312,3 +312,28 @@ def test_logits_get_a_softmax_and_given_parity_data_is_used(make_small_model, di
     expected = tf.nn.softmax(model.predict(held_out[0].astype("float32"), verbose=0)).numpy()
     for fmt, path in report.paths.items():
         np.testing.assert_allclose(load_runner(path).predict(held_out[0]), expected, atol=1e-5, err_msg=fmt)
+
+
+def test_serving_bytes_decodes_a_large_jpeg_like_the_training_pipeline(exported, tmp_path):
+    """A photo-sized JPEG goes through the same DCT-downscaled decode and resize in serving as in training."""
+    import io
+
+    import tensorflow as tf
+    from PIL import Image
+
+    from cnnzoo.data import images as data_images
+
+    rng = np.random.default_rng(0)
+    base = rng.integers(0, 255, (12, 16, 3), dtype=np.uint8)
+    photo = np.asarray(Image.fromarray(base).resize((640, 480), Image.BILINEAR))
+    buffer = io.BytesIO()
+    Image.fromarray(photo).save(buffer, format="JPEG", quality=90)
+    (tmp_path / "photo.jpg").write_bytes(buffer.getvalue())
+    size = tuple(exported.card["input"]["size"])
+    scale = data_images.jpeg_scale(480, max(size))
+    assert scale == 8  # the case that exercises the downscaled decode
+    trained_view = data_images.load(tf.constant(str(tmp_path / "photo.jpg")), size, scale=tf.constant(scale))
+    loaded = tf.saved_model.load(str(exported.directory))
+    served = loaded.signatures["serving_bytes"](image_bytes=tf.constant([buffer.getvalue()]))["probabilities"]
+    direct = loaded.signatures["serving_default"](images=trained_view[None])["probabilities"]
+    np.testing.assert_allclose(served.numpy(), direct.numpy(), atol=1e-6)
