@@ -28,7 +28,7 @@ _LAZY = {
     "registry": ("cnnzoo.registry", None),
     "train": ("cnnzoo.train", None),
     "evaluate": ("cnnzoo.evaluate", None),
-    "explain": ("cnnzoo.evaluate.explain", None),
+    "explain": ("cnnzoo.explain", None),
     "export": ("cnnzoo.export", None),
     "serving": ("cnnzoo.serving", None),
     "tune": ("cnnzoo.tune", None),
