@@ -77,6 +77,19 @@ def cmd_demo(args) -> int:
     return 0
 
 
+def cmd_bench(args) -> int:
+    from cnnzoo.bench import run_benchmarks
+
+    try:
+        report = run_benchmarks(quick=args.quick, out_dir=args.out, only=args.only,
+                                log=(lambda *a: None) if args.json else print)
+    except (ValueError, TypeError) as error:
+        raise UsageError(str(error)) from None
+    if args.json:
+        print(json.dumps({k: report.get(k) for k in ("goals", "failed", "missing", "files")}, default=str))
+    return 1 if report.get("failed") else 0
+
+
 def cmd_validate(args) -> int:
     from cnnzoo.validate.cli import run
 
@@ -234,6 +247,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", default=None, help="save the best model here (.keras)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=commands.cmd_tune)
+
+    p = sub.add_parser("bench", help="benchmarks: zoo vs keras.applications, deployment paths, precision, data")
+    p.add_argument("--quick", action="store_true", help="toy sizes: checks everything runs (< 5 min)")
+    p.add_argument("--out", default=None, help="results folder (default: benchmarks/results/)")
+    p.add_argument("--only", default=None, help="comma-separated: zoo,deploy,precision,data,finetune")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_bench)
 
     from cnnzoo.validate.cli import add_arguments as validate_arguments
 

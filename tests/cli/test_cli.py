@@ -149,6 +149,7 @@ def test_bad_arguments_exit_2_with_one_line(args, message, tmp_path):
     (["tune", "/no/such/folder"], "Received: data='/no/such/folder'"),
     (["validate", "/no/such/export", "."], "does not exist"),
     (["list", "--bogus"], "unrecognized arguments"),
+    (["bench", "--only", "gpu_magic"], "Received: only='gpu_magic'"),
 ])
 def test_bad_arguments_in_process(args, message, capsys, monkeypatch, tmp_path):
     """The same entry point as the console script, without a process start per case."""
@@ -178,7 +179,7 @@ def test_every_command_has_help(capsys):
     from cnnzoo.cli.main import main
 
     for command in ("list", "info", "demo", "train", "finetune", "evaluate", "export", "predict", "tune",
-                    "validate"):
+                    "validate", "bench"):
         try:
             main([command, "--help"])
         except SystemExit as exit_:
