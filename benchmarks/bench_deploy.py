@@ -273,16 +273,22 @@ def markdown(report: dict) -> str:
     batch = report["batch"]
     for label, subject in report["subjects"].items():
         rows = []
+        fp32_file = subject.get("sizes_bytes", {}).get("tflite_fp32")
         for name, c in subject["candidates"].items():
+            size = c["size_bytes"]
             rows.append([name, c["batch1"]["p50_ms"], c["batch1"]["p95_ms"], c["batch1"]["p99_ms"],
                          f"x{c['batch1_speedup_vs_keras_call']['ratio']:.2f}", c[f"batch{batch}"]["img_s"],
-                         None if c["size_bytes"] is None else round(c["size_bytes"] / 1e6, 2),
-                         c["size_vs_fp32_weights"], c.get("accuracy"), c.get("top1_agreement_vs_keras")])
+                         None if size is None else round(size / 1e6, 2), c["size_vs_fp32_weights"],
+                         None if size is None or not fp32_file else round(size / fp32_file, 3),
+                         c.get("accuracy"), c.get("top1_agreement_vs_keras")])
         goals = ", ".join(f"{k} {'yes' if v else 'NO'}" for k, v in subject["goals"].items())
+        note = "" if subject["candidates"]["keras_call"].get("accuracy") is not None else (
+            " Random weights: outputs are close to uniform, so top-1 agreement says little (a tie broken "
+            "differently flips it); see max |diff| in the JSON.")
         parts.append(f"**{label}** ({subject['source']}, {subject['input_size'][0]} px, "
-                     f"{subject['params']:,} parameters). Goals: {goals}.\n\n" + _common.table(
+                     f"{subject['params']:,} parameters). Goals: {goals}.{note}\n\n" + _common.table(
                          rows, ["candidate", "b1 p50 ms", "p95", "p99", "b1 speedup", f"b{batch} img/s", "MB",
-                                "size / fp32 weights", "accuracy", "top-1 = keras"]))
+                                "size / fp32 weights", "size / tflite fp32", "accuracy", "top-1 = keras"]))
     return "\n\n".join(parts)
 
 

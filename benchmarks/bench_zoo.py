@@ -117,19 +117,28 @@ def main(argv=None, log=print) -> dict:
         rows[label]["cnnzoo_preprocessing"] = preprocessing
         keras.backend.clear_session()
         gc.collect()
-    below = [f"{label}/{m}" for label, row in rows.items() for m in names
-             if m in row and row[m]["ratio"]["ratio"] < 1.0]
     report = {
         "benchmark": "zoo", "quick": args.quick, "image_size": config["size"], "batch": config["batch"],
         "rounds": config["rounds"], "batch1_calls_per_round": config["b1_calls"],
         "style": "both models called as model(x, training=False) inside their own tf.function (no XLA); "
                  "training: train_on_batch with SGD, sparse categorical cross-entropy",
-        "rows": rows, "goal": {"all_ratios_ge_1": not below, "below_1": below},
+        "rows": rows, "goal": goal(rows, config["batch"]),
         "machine": info, "load_average_end": _common.load_average(),
         "seconds": round(time.perf_counter() - started, 1)}
     _common.write_json(args.out, report)
     log(f"wrote {args.out}")
     return report
+
+
+def goal(rows: dict, batch: int) -> dict:
+    """The issue's goal (every median ratio >= 1.00) and the rows that miss it, told apart by their rounds:
+    a row below 1.00 in every round is a finding; one whose rounds straddle 1.00 is within the noise."""
+    below = [f"{label}/{m}" for label, row in rows.items() for m in measures(batch)
+             if m in row and row[m]["ratio"]["ratio"] < 1.0]
+    every_round = [f"{label}/{m}" for label, row in rows.items() for m in measures(batch)
+                   if m in row and row[m]["ratio"]["max"] < 1.0]
+    return {"all_ratios_ge_1": not below, "below_1": below, "below_1_in_every_round": every_round,
+            "no_row_below_1_in_every_round": not every_round}
 
 
 def markdown(report: dict) -> str:
@@ -141,8 +150,11 @@ def markdown(report: dict) -> str:
             f = row[measure]
             rows.append([label, measure, f["cnnzoo"]["img_s"], f["keras"]["img_s"], f"{f['ratio']['ratio']:.3f}",
                          f"{f['ratio']['min']:.2f}..{f['ratio']['max']:.2f}"])
+    verdict = goal(report["rows"], report["batch"])
     text = (f"Images/s at {report['image_size']} px (batch 1, batch {report['batch']}); "
-            f"median of {report['rounds']} interleaved rounds; {report['style']}.\n\n")
+            f"median of {report['rounds']} interleaved rounds; {report['style']}. Ratio = median of per-round "
+            f"cnnzoo/keras ratios. Median ratio < 1.00: {', '.join(verdict['below_1']) or 'none'}; below 1.00 "
+            f"in every round: {', '.join(verdict['below_1_in_every_round']) or 'none'}.\n\n")
     return text + _common.table(rows, ["model", "measure", "cnnzoo img/s", "keras.applications img/s",
                                        "ratio", "round ratios"])
 
@@ -152,7 +164,7 @@ def chart(report: dict, path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    labels, values, lows, highs = [], [], [], []
+    labels, values, lows, highs, colors = [], [], [], [], []
     for label, row in report["rows"].items():
         for measure in measures(report["batch"]):
             if measure in row:
@@ -161,13 +173,15 @@ def chart(report: dict, path) -> None:
                 values.append(r["ratio"])
                 lows.append(r["ratio"] - r["min"])
                 highs.append(r["max"] - r["ratio"])
+                # green: goal met; orange: median below 1 but some round above (noise); red: every round below
+                colors.append("tab:green" if r["ratio"] >= 1.0 else "tab:orange" if r["max"] >= 1.0 else "tab:red")
     fig, ax = plt.subplots(figsize=(max(6, 0.55 * len(labels) + 2), 4))
-    colors = ["tab:green" if v >= 1.0 else "tab:red" for v in values]
     ax.bar(range(len(values)), values, yerr=[lows, highs], color=colors, capsize=3)
     ax.axhline(1.0, color="black", linewidth=1, linestyle="--")
     ax.set_xticks(range(len(values)), labels, rotation=90, fontsize=7)
     ax.set_ylabel("cnnzoo / keras.applications (img/s)")
-    ax.set_title(f"Zoo vs keras.applications, {report['image_size']} px (bars: round min..max)")
+    ax.set_title(f"Zoo vs keras.applications, {report['image_size']} px (whiskers: round min..max; orange: "
+                 f"median < 1 within the rounds' spread)", fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)

@@ -8,6 +8,7 @@ Usage:
     python benchmarks/run.py --quick                 # every part at toy sizes, for checks (< 5 min idle)
     python benchmarks/run.py                         # the figures (~30-40 min on 2 cores)
     python benchmarks/run.py --only zoo,deploy --out /tmp/bench
+    python benchmarks/run.py --render results/<date>-<host>.json   # redo tables and charts from the JSON
 `cnnzoo bench [--quick] [--out DIR]` calls `run_all` below (through cnnzoo.bench.run_benchmarks).
 """
 from __future__ import annotations
@@ -73,19 +74,36 @@ def run_all(*, quick: bool = False, out_dir=None, only=None, update_readme: bool
     combined["load_average_end"] = _common.load_average()
     combined["seconds"] = round(time.perf_counter() - started, 1)
     combined["machine"] = next((r["machine"] for r in combined["benchmarks"].values()
-                                if isinstance(r, dict) and "machine" in r), None)
+                                if isinstance(r.get("machine"), dict)), None)
     combined["goals"] = goals(combined["benchmarks"])
-    out_dir.mkdir(parents=True, exist_ok=True)
-    charts = write_charts(combined, out_dir, stem, log)
-    json_path = _common.write_json(out_dir / f"{stem}.json", combined)
-    md_path = out_dir / f"{stem}.md"
-    md_path.write_text(markdown(combined, charts) + "\n")
-    combined["files"] = [str(json_path), str(md_path), *(str(p) for p in charts.values())]
-    if update_readme:
-        update_readme_section(HERE / "README.md", markdown(combined, charts, relative_to=HERE, heading_level=3))
-        combined["files"].append(str(HERE / "README.md"))
+    combined["files"] = write_report(combined, out_dir, stem, update_readme=update_readme, log=log)
     log(f"== done in {combined['seconds']:.0f} s; wrote {', '.join(combined['files'])}")
     return combined
+
+
+def write_report(combined: dict, out_dir: Path, stem: str, *, update_readme: bool, log=print) -> list[str]:
+    """Write <stem>.json, <stem>.md and the charts (and the README section); returns the paths written."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    charts = write_charts(combined, out_dir, stem, log)
+    json_path = _common.write_json(out_dir / f"{stem}.json", {k: v for k, v in combined.items() if k != "files"})
+    md_path = out_dir / f"{stem}.md"
+    md_path.write_text(markdown(combined, charts) + "\n")
+    files = [str(json_path), str(md_path), *(str(p) for p in charts.values())]
+    if update_readme:
+        update_readme_section(HERE / "README.md", markdown(combined, charts, relative_to=HERE, heading_level=3))
+        files.append(str(HERE / "README.md"))
+    return files
+
+
+def render(json_path, *, update_readme: bool = False, log=print) -> list[str]:
+    """Rewrite the Markdown, charts (and README section) of an existing combined report, without re-running."""
+    json_path = Path(json_path)
+    combined = json.loads(json_path.read_text())
+    combined["goals"] = goals(combined["benchmarks"])
+    files = write_report(combined, json_path.parent, json_path.stem, update_readme=update_readme, log=log)
+    log(f"wrote {', '.join(files)}")
+    return files
 
 
 def _run_script(script: Path, quick: bool, out: Path, log) -> tuple[dict | None, str | None]:
@@ -136,7 +154,9 @@ def goals(results: dict) -> dict:
     """The issue's goals, one boolean each, from whichever benchmarks ran."""
     out = {}
     if "zoo" in results:
-        out["zoo_all_ratios_ge_1"] = results["zoo"]["goal"]["all_ratios_ge_1"]
+        verdict = _module("zoo").goal(results["zoo"]["rows"], results["zoo"]["batch"])
+        out["zoo_all_ratios_ge_1"] = verdict["all_ratios_ge_1"]
+        out["zoo_no_row_below_1_in_every_round"] = verdict["no_row_below_1_in_every_round"]
     for label, subject in results.get("deploy", {}).get("subjects", {}).items():
         for goal, met in subject["goals"].items():
             out[f"deploy_{label}_{goal}"] = met
@@ -185,6 +205,8 @@ def markdown(combined: dict, charts: dict, *, relative_to: Path | None = None, h
 def _section(name: str, result: dict) -> str:
     if name in OWN:
         return _module(name).markdown(result)
+    if isinstance(result.get("markdown"), str):   # a benchmark that renders its own table
+        return result["markdown"]
     if name == "data" and "policies" in result:
         rows = [[policy, r["cnnzoo_img_s"], r["keras_img_s"], f"x{r['speedup']:.2f}",
                  r.get("pipeline_over_training")] for policy, r in result["policies"].items()]
@@ -270,7 +292,16 @@ def main(argv=None) -> int:
     p.add_argument("--out", default=None, help=f"output folder (default {_common.RESULTS})")
     p.add_argument("--only", default=None, help=f"comma-separated subset of {','.join(SCRIPTS)}")
     p.add_argument("--no-readme", action="store_true", help="leave benchmarks/README.md as it is")
+    p.add_argument("--render", default=None, metavar="JSON",
+                   help="only rewrite the .md, charts (and README for a full run in results/) of a combined report")
     args = p.parse_args(argv)
+    if args.render:
+        if not os.path.isfile(args.render):
+            p.error(f"--render: no such file {args.render!r}")
+        report = json.loads(Path(args.render).read_text())
+        in_results = Path(args.render).resolve().parent == _common.RESULTS.resolve()
+        render(args.render, update_readme=in_results and not report.get("quick") and not args.no_readme)
+        return 0
     only = None
     if args.only:
         only = [n for n in args.only.split(",") if n]
