@@ -11,6 +11,7 @@ import tensorflow as tf
 from sklearn.datasets import load_digits
 
 import cnnzoo
+from cnnzoo.train import recalibrate_bn
 from cnnzoo.data.imagedata import ImageData
 
 SIZE = 32
@@ -43,30 +44,20 @@ def digits_data(digits):
                      class_names=[f"digit_{i}" for i in range(10)], image_size=(SIZE, SIZE), batch_size=64)
 
 
-def recalibrate_batchnorm(model, images):
-    """Set BatchNorm moving statistics from one large batch (a few training steps leave them near init)."""
-    layers = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
-    momenta = [layer.momentum for layer in layers]
-    for layer in layers:
-        layer.momentum = 0.0
-    model(images.astype("float32"), training=True)
-    for layer, momentum in zip(layers, momenta):
-        layer.momentum = momentum
-
-
 @pytest.fixture(scope="session")
 def trained(digits):
     """Input -> augmentation (RandomTranslation, RandomRotation) -> zoo ResNet18, trained one epoch."""
     keras.utils.set_random_seed(0)
     backbone = cnnzoo.create_model("resnet18", num_classes=10, input_shape=(SIZE, SIZE, 3))
     inputs = keras.Input((SIZE, SIZE, 3))
-    augment = keras.Sequential([keras.layers.RandomTranslation(0.05, 0.05), keras.layers.RandomRotation(0.03)],
-                               name="augment")
+    # Explicit names: auto-names get a suffix when earlier tests in the session built the same layer classes.
+    augment = keras.Sequential([keras.layers.RandomTranslation(0.05, 0.05, name="random_translation"),
+                                keras.layers.RandomRotation(0.03, name="random_rotation")], name="augment")
     model = keras.Model(inputs, backbone(augment(inputs)), name="digits_resnet18")
     model.compile(optimizer=keras.optimizers.Adam(3e-3), loss="sparse_categorical_crossentropy",
                   metrics=["accuracy"])
     model.fit(digits["x_train"], digits["y_train"], batch_size=64, epochs=1, verbose=0)
-    recalibrate_batchnorm(backbone, digits["x_train"][:512])
+    recalibrate_bn(backbone, digits["x_train"][:512])
     accuracy = float(np.mean(model.predict(digits["x_test"], verbose=0).argmax(-1) == digits["y_test"]))
     assert accuracy > 0.8, f"fixture model too weak for meaningful parity checks: {accuracy:.1%}"
     return model, accuracy

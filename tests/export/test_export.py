@@ -65,7 +65,9 @@ def test_serving_default_takes_any_size_uint8_and_returns_probabilities_ids_name
     assert outputs["probabilities"].dtype == tf.float32 and outputs["probabilities"].shape == (16, 10)
     assert outputs["class_ids"].shape == (16, 3) and outputs["class_names"].dtype == tf.string  # top_k=3
     # Resizing happens inside, exactly as cnnzoo.data resized the training images (bilinear, rounded to uint8).
-    resized = np.clip(np.round(tf.image.resize(bigger, (SIZE, SIZE)).numpy()), 0, 255)
+    from cnnzoo.data import images as data_images
+
+    resized = data_images.resize(bigger, (SIZE, SIZE)).numpy().astype("float32")
     expected = _keras_probabilities(model, resized)
     np.testing.assert_allclose(outputs["probabilities"].numpy(), expected, atol=1e-4)
     ids = outputs["class_ids"].numpy()

@@ -33,7 +33,9 @@ def test_search_picks_the_learning_rate_that_trains(tmp_path):
                                    "seconds"]
     assert list(board["learning_rate"]) == [3e-3, 1e-7]  # best first
     assert set(board["status"]) == {"completed"} and set(board["tuner_id"]) == {"tuner0"}
-    assert board["objective"].iloc[0] >= 0.9 > board["objective"].iloc[1] + 0.3
+    # One epoch on 240 images: 3e-3 is well above chance (1/3), 1e-7 stays at it (0.9+ alone, ~0.67 seen
+    # under a loaded full suite).
+    assert board["objective"].iloc[0] >= 0.6 and board["objective"].iloc[0] >= board["objective"].iloc[1] + 0.25
     assert list(board["epochs"]) == [1, 1] and (board["seconds"] > 0).all()
 
     # The same table on disk, as CSV and Markdown.

@@ -11,7 +11,8 @@ import cnnzoo
 
 sys.path.insert(0, os.path.dirname(__file__))  # the tests import their helpers from validatetools.py
 
-from validatetools import (CLASS_NAMES, SIZE, digits_rgb, recalibrate_batchnorm,  # noqa: E402
+from cnnzoo.train import recalibrate_bn  # noqa: E402
+from validatetools import (CLASS_NAMES, SIZE, digits_rgb,   # noqa: E402
                            small_model)
 
 
@@ -28,7 +29,7 @@ def model(digits):
     net = cnnzoo.create_model("resnet18", num_classes=10, input_shape=(SIZE, SIZE, 3))
     net.compile(optimizer=keras.optimizers.Adam(3e-3), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     net.fit(digits["x_train"][:640], digits["y_train"][:640], batch_size=64, epochs=1, verbose=0)
-    recalibrate_batchnorm(net, digits["x_train"][:512])
+    recalibrate_bn(net, digits["x_train"][:512])
     return net
 
 

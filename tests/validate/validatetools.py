@@ -20,17 +20,6 @@ def digits_rgb(size=SIZE):
     return x[order], digits.target[order].astype(np.int64)
 
 
-def recalibrate_batchnorm(model, images):
-    """Set BatchNorm moving statistics from one large batch (a few training steps leave them near init)."""
-    layers = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
-    momenta = [layer.momentum for layer in layers]
-    for layer in layers:
-        layer.momentum = 0.0
-    model(images.astype("float32"), training=True)
-    for layer, momentum in zip(layers, momenta):
-        layer.momentum = momentum
-
-
 def shuffled_copy(model, seed=0):
     """The same architecture with every weight tensor's entries permuted: same statistics, broken function."""
     broken = keras.models.clone_model(model)
