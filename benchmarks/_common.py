@@ -30,10 +30,12 @@ def rotated(names: list[str], round_index: int) -> list[str]:
 
 
 def interleaved(tasks: dict[str, Callable[[], object]], *, rounds: int, warmup: int = 1,
-                calls: int = 1) -> dict[str, list[float]]:
+                calls: int = 1, best_of: bool = False) -> dict[str, list[float]]:
     """Seconds per call of each task, one figure per round (`calls` back-to-back calls timed together).
 
     Every task runs `warmup` untimed calls first (tracing, allocation, caches), also in rotated order.
+    With `best_of`, a round's figure is its fastest call instead of the mean (timeit's rule: other processes
+    only ever add time, so the minimum is the least noisy estimate of a short call).
     """
     names = list(tasks)
     for w in range(warmup):
@@ -42,6 +44,14 @@ def interleaved(tasks: dict[str, Callable[[], object]], *, rounds: int, warmup: 
     seconds: dict[str, list[float]] = {name: [] for name in names}
     for r in range(rounds):
         for name in rotated(names, r):
+            if best_of:
+                times = []
+                for _ in range(calls):
+                    start = time.perf_counter()
+                    tasks[name]()
+                    times.append(time.perf_counter() - start)
+                seconds[name].append(min(times))
+                continue
             start = time.perf_counter()
             for _ in range(calls):
                 tasks[name]()
@@ -135,12 +145,20 @@ def cpu_facts() -> dict:
 
 
 def machine_info() -> dict:
-    """Host, CPU, accelerators, library versions and the thread settings in force (imports TensorFlow)."""
+    """Host, CPU, accelerators, library versions and the thread settings in force (imports the Keras backend)."""
     import keras
+
+    if keras.backend.backend() == "jax":
+        import jax
+
+        return {"host": platform.node(), "platform": platform.platform(), "python": platform.python_version(),
+                "cpu": cpu_facts(), "load_average": load_average(), "backend": "jax",
+                "gpus": [d.device_kind for d in jax.devices() if d.platform == "gpu"],
+                "versions": {"keras": keras.__version__, "jax": jax.__version__}, "threads": {}}
     import tensorflow as tf
 
     info = {"host": platform.node(), "platform": platform.platform(), "python": platform.python_version(),
-            "cpu": cpu_facts(), "load_average": load_average(),
+            "cpu": cpu_facts(), "load_average": load_average(), "backend": "tensorflow",
             "gpus": [_gpu_name(d) for d in tf.config.list_physical_devices("GPU")],
             "versions": {"tensorflow": tf.__version__, "keras": keras.__version__},
             "threads": {"tf_intra_op": tf.config.threading.get_intra_op_parallelism_threads(),

@@ -10,7 +10,7 @@ Goals (issue #4): "standard" >= 2x its Keras stack, "heavy" >= 4x Keras's (RandA
 pipeline faster than training.
 
 Usage:
-    python benchmarks/bench_data.py --quick          # < 2 min on 2 CPU cores
+    python benchmarks/bench_data.py --quick          # < 1 min on 2 idle CPU cores (checks, not figures)
     python benchmarks/bench_data.py --images 2048    # steadier figures
 Writes benchmarks/results/bench_data.json (and prints a table).
 """
@@ -145,7 +145,7 @@ def model_training_rate(steps: int, batch: int = 32) -> float:
 
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="few images and steps (< 2 min on 2 cores)")
+    parser.add_argument("--quick", action="store_true", help="few images, one round, few steps (< 1 min on 2 idle cores)")
     parser.add_argument("--images", type=int, default=None,
                         help="JPEGs in the test folder (default 1024, 192 with --quick)")
     parser.add_argument("--policies", default=",".join(POLICIES))
@@ -155,7 +155,7 @@ def main(argv=None) -> dict:
     args = parser.parse_args(argv)
     images = args.images or (192 if args.quick else 1024)
     steps = args.train_steps or (2 if args.quick else 10)
-    rounds = 2
+    rounds = 1 if args.quick else 2
     timing = dict(warmup=0, min_batches=3, max_batches=3, seconds=0.0) if args.quick else \
         dict(warmup=3, min_batches=4, max_batches=40, seconds=30.0)
     policies = [p for p in args.policies.split(",") if p]

@@ -13,7 +13,14 @@ __version__ = "0.1.0"
 # The layers register themselves with Keras on import, so `keras.saving.load_model("model.keras")` works after a
 # plain `import cnnzoo`; everything else (tf2onnx, KerasTuner, scikit-learn) loads on first use.
 from cnnzoo import layers  # noqa: E402,F401
-from cnnzoo.data import transforms as _augmentation_layers  # noqa: E402,F401
+
+try:
+    from cnnzoo.data import transforms as _augmentation_layers  # noqa: E402,F401
+except ModuleNotFoundError as error:
+    # The zoo and its layers use keras.ops only, so models build on any Keras 3 backend (JAX on a GPU box
+    # without TensorFlow, say); data, training and export need TensorFlow and say so when imported.
+    if error.name != "tensorflow":
+        raise
 
 _LAZY = {
     "create_model": ("cnnzoo.registry", "create_model"),

@@ -82,3 +82,138 @@ def test_readme_section_is_replaced_between_markers(tmp_path):
     readme.write_text(f"intro\n{run.README_START}\nold table\n{run.README_END}\nmethod\n")
     run.update_readme_section(readme, "new table")
     assert readme.read_text() == f"intro\n{run.README_START}\nnew table\n{run.README_END}\nmethod\n"
+
+
+def _script(name):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", BENCH_DIR / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_best_of_keeps_each_rounds_fastest_call():
+    import time
+
+    calls = {"n": 0}
+
+    def task():   # every round's first call is slow (a stall), the others fast
+        calls["n"] += 1
+        time.sleep(0.03 if calls["n"] % 4 == 1 else 0.001)
+
+    best = _common.interleaved({"a": task}, rounds=3, warmup=0, calls=4, best_of=True)["a"]
+    calls["n"] = 0
+    mean = _common.interleaved({"a": task}, rounds=3, warmup=0, calls=4)["a"]
+    assert max(best) < 0.02 < min(mean) * 4
+    assert min(mean) > 0.007   # (0.03 + 3 * 0.001) / 4
+
+
+def test_sign_test_and_zoo_goal_tell_noise_from_a_slower_model():
+    zoo = _script("bench_zoo")
+    assert zoo.sign_test_p(7, 7) == pytest.approx(1 / 128)
+    assert zoo.sign_test_p(6, 7) == pytest.approx(8 / 128)
+    assert zoo.sign_test_p(0, 7) == 1.0
+
+    def cell(ratio, low, high, behind):
+        return {"ratio": {"ratio": ratio, "min": low, "max": high}, "rounds_below_1": behind,
+                "slower_p": zoo.sign_test_p(behind, 7), "cnnzoo": {"img_s": 1.0, "rounds": 7},
+                "keras": {"img_s": 1.0}}
+
+    same = {"compute_ops": {"cnnzoo": 10, "keras": 10}, "ops_differing": {}, "same_heavy_kernels": True,
+            "heavy_kernels": 3}
+    rows = {"noisy": {"inference_b1": cell(0.98, 0.8, 1.2, 4), "graph": same},
+            "slow": {"inference_b1": cell(0.90, 0.85, 0.97, 7),
+                     "graph": dict(same, ops_differing={"Reshape": [4, 0]})},
+            "fast": {"inference_b1": cell(1.05, 0.99, 1.10, 1),
+                     "graph": dict(same, ops_differing={"Reshape": [0, 4]})}}
+    verdict = zoo.goal(rows, 32)
+    assert verdict["below_1"] == ["noisy/inference_b1", "slow/inference_b1"]
+    assert verdict["significantly_slower"] == ["slow/inference_b1"]
+    assert verdict["extra_ops"] == ["slow"]         # keras doing more work ("fast") is not a finding
+    assert not verdict["all_ratios_ge_1"] and not verdict["none_significantly_slower"]
+    assert verdict["pooled_rounds_behind"] == [12, 21]
+    assert verdict["pooled_slower_p"] == pytest.approx(zoo.sign_test_p(12, 21), abs=1e-4)
+    text = zoo.markdown({"rows": rows, "batch": 32, "image_size": 224, "rounds": 7, "style": "s"})
+    assert "significantly slower (p < 0.05): slow/inference_b1" in text
+    assert "| slow | 10 | 10 | 3 | yes | Reshape 4 vs 0 |" in text
+
+
+def test_compare_graphs_counts_compute_ops_of_traced_models():
+    import keras
+    import tensorflow as tf
+
+    zoo = _script("bench_zoo")
+
+    def model(extra):
+        inputs = keras.Input((8, 8, 3))
+        x = keras.layers.Conv2D(4, 3)(inputs)
+        if extra:
+            x = keras.layers.ReLU()(x)
+        return keras.Model(inputs, keras.layers.Dense(2)(keras.layers.Flatten()(x)))
+
+    x = tf.zeros((1, 8, 8, 3))
+    trace = lambda m: tf.function(lambda t: m(t, training=False)).get_concrete_function(x)  # noqa: E731
+    same = zoo.compare_graphs({"cnnzoo": trace(model(False)), "keras": trace(model(False))})
+    assert same["ops_differing"] == {} and same["same_heavy_kernels"] and same["heavy_kernels"] == 2
+    other = zoo.compare_graphs({"cnnzoo": trace(model(True)), "keras": trace(model(False))})
+    assert other["ops_differing"] == {"Relu": [1, 0]}
+
+
+def test_tflite_size_breakdown_adds_up_and_counts_per_channel_parameters(tmp_path):
+    import keras
+    import tensorflow as tf
+
+    deploy = _script("bench_deploy")
+    inputs = keras.Input((16, 16, 3))
+    # Non-zero biases: the converter drops an all-zero bias.
+    x = keras.layers.Conv2D(8, 3, bias_initializer="ones", name="conv")(inputs)
+    outputs = keras.layers.Dense(5, bias_initializer="ones")(keras.layers.GlobalAveragePooling2D()(x))
+    model = keras.Model(inputs, outputs)
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    samples = np.random.default_rng(0).uniform(0, 1, (8, 1, 16, 16, 3)).astype("float32")
+    converter.representative_dataset = lambda: ([s] for s in samples)
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    path = tmp_path / "m.tflite"
+    path.write_bytes(converter.convert())
+    parts = deploy.tflite_size_breakdown(path)
+    assert parts["file_bytes"] == path.stat().st_size
+    assert parts["tensor_bytes"]["int8"] == 3 * 3 * 3 * 8 + 8 * 5
+    assert parts["tensor_bytes"]["int32"] >= (8 + 5) * 4      # biases (+ the pooling axes)
+    # Per-channel: conv kernel and bias 8 channels each, dense kernel and bias 5 each; 12 bytes a channel.
+    assert parts["quantized_constant_channels"] == 2 * 8 + 2 * 5
+    assert parts["quantization_param_bytes"] >= 12 * 26
+    assert parts["graph_bytes"] > 0
+    assert parts["floor_bytes"] == sum(parts["tensor_bytes"].values()) + parts["quantization_param_bytes"]
+
+
+def test_render_attaches_a_gpu_result_with_its_device(tmp_path):
+    import json
+
+    run = _script("run")
+    precision = {"benchmark": "precision", "quick": False, "image_size": 224, "batch": 32, "rounds": 5,
+                 "device": "NVIDIA H100 80GB HBM3", "backend": "jax",
+                 "variants": {"fp32+xla": {}, "mixed_float16+xla": {}}, "skipped": {},
+                 "baselines": {"resnet50": "fp32+xla"}, "machine": {"versions": {"keras": "3", "jax": "0.11"}},
+                 "rows": {"resnet50": {
+                     "fp32+xla": {"train": {"img_s": 100.0}, "speedup_vs_fp32": {"ratio": 1.0, "min": 1, "max": 1}},
+                     "mixed_float16+xla": {"train": {"img_s": 150.0},
+                                           "speedup_vs_fp32": {"ratio": 1.5, "min": 1.4, "max": 1.6}}}}}
+    (tmp_path / "gpu.json").write_text(json.dumps(precision))
+    combined = {"date": "2026-11-26T00:00:00", "host": "h", "quick": False, "load_average_start": [],
+                "load_average_end": [], "seconds": 1.0, "machine": None, "benchmarks": {}, "failed": {},
+                "missing": [], "cpu": {"model": "cpu", "flags": [], "usable_cpus": 2}}
+    (tmp_path / "r.json").write_text(json.dumps(combined))
+    result = subprocess.run([sys.executable, str(BENCH_DIR / "run.py"), "--render", str(tmp_path / "r.json"),
+                             "--add", f"precision_gpu={tmp_path / 'gpu.json'}"], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    text = (tmp_path / "r.md").read_text()
+    assert "Training precision on a GPU" in text
+    assert "Attached from another machine (`--add`): precision_gpu (NVIDIA H100 80GB HBM3)." in text
+    assert "| resnet50 | mixed_float16+xla | 150.0 | x1.50 | 1.40..1.60 | fp32+xla |" in text
+    assert (tmp_path / "r-precision_gpu.png").is_file()
+    saved = json.loads((tmp_path / "r.json").read_text())
+    assert saved["benchmarks"]["precision_gpu"]["device"] == "NVIDIA H100 80GB HBM3"
+    bad = subprocess.run([sys.executable, str(BENCH_DIR / "run.py"), "--add", "x=y"], capture_output=True, text=True)
+    assert bad.returncode == 2 and "only with --render" in bad.stderr

@@ -31,3 +31,36 @@ def test_api_names_exist():
     for name in ("step_decay", "exponential_decay", "cosine", "cosine_restarts", "one_cycle"):
         assert hasattr(cnnzoo.train.schedules, name), name
     assert hasattr(cnnzoo.serving, "Client") and hasattr(cnnzoo.tune, "CnnZooHyperModel")
+
+
+def test_zoo_builds_and_runs_on_the_jax_backend_without_tensorflow(tmp_path):
+    """The zoo uses keras.ops only: with TensorFlow unimportable and Keras on JAX (how the GPU benchmark ran on a
+    machine without TensorFlow), `import cnnzoo` and `create_model` work and compute what the TensorFlow build
+    computes; the TensorFlow-only parts say what they need."""
+    import os
+
+    import numpy as np
+    import pytest
+
+    import cnnzoo
+
+    pytest.importorskip("jax")
+    code = (
+        "import sys\n"
+        "sys.modules['tensorflow'] = None\n"      # `import tensorflow` fails from here on
+        "import keras, numpy as np, cnnzoo\n"
+        "assert keras.backend.backend() == 'jax'\n"
+        "m = cnnzoo.create_model('mobilenet_v2_035', num_classes=3, input_shape=(32, 32, 3))\n"
+        "m.load_weights(sys.argv[1])\n"
+        "np.save(sys.argv[2], np.asarray(m(np.load(sys.argv[3]))))\n"
+        "try:\n    cnnzoo.data\nexcept ModuleNotFoundError as e:\n    print('needs', e.name)\n")
+    model = cnnzoo.create_model("mobilenet_v2_035", num_classes=3, input_shape=(32, 32, 3))
+    x = np.random.default_rng(0).uniform(0, 255, (2, 32, 32, 3)).astype("float32")
+    weights, out, inputs = (str(tmp_path / n) for n in ("m.weights.h5", "out.npy", "x.npy"))
+    model.save_weights(weights)
+    np.save(inputs, x)
+    result = subprocess.run([sys.executable, "-c", code, weights, out, inputs], capture_output=True, text=True,
+                            env=dict(os.environ, KERAS_BACKEND="jax"))
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "needs tensorflow" in result.stdout
+    np.testing.assert_allclose(np.load(out), model(x).numpy(), atol=1e-5)
