@@ -226,7 +226,8 @@ def test_model_card_describes_model_versions_input_preprocessing_checks_sizes_la
 # -- 9. round trips on real data ---------------------------------------------------------------------------
 def test_every_format_reloads_and_classifies_held_out_digits(exported, trained, digits):
     model, _ = trained
-    images, labels = digits["x_test"][:160], digits["y_test"][:160]
+    # The whole held-out split (397 images): on 160, one image is 0.6 points and "<= 1 point" allowed one flip.
+    images, labels = digits["x_test"], digits["y_test"]
     reference = _keras_probabilities(model, images)
     reference_accuracy = np.mean(reference.argmax(-1) == labels)
     assert reference_accuracy > 0.8
