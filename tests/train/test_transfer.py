@@ -22,6 +22,8 @@ def few_shot_split(y, per_class=10, seed=0):
 
 @pytest.mark.slow
 def test_finetuned_recipe_beats_training_from_scratch_by_10_points():
+    # Two seeds, averaged: CPU runs are not bit-reproducible (oneDNN's threaded sums), and one pretraining run's
+    # features vary enough that single-seed margins of +5 to +28 points were seen; the mean over two is steadier.
     x, y = digits_arrays(32)
     low = np.where(y < 5)[0]
     few, held_out = few_shot_split(y)
@@ -29,21 +31,22 @@ def test_finetuned_recipe_beats_training_from_scratch_by_10_points():
     pretrain = make_data(x[low], y[low], batch_size=32)
     shots = make_data(x[few], y[few] - 5, batch_size=10, class_names=names)
     test = make_data(x[held_out], y[held_out] - 5, batch_size=128, class_names=names, shuffle=False)
+    tuned_accs, scratch_accs = [], []
+    for seed in (0, 1):
+        keras.utils.set_random_seed(seed)
+        base = cnnzoo.create_model(MODEL, num_classes=5, input_shape=(32, 32, 3))
+        fit(base, pretrain, epochs=5, learning_rate=1e-2, verbose=0)
 
-    keras.utils.set_random_seed(0)
-    base = cnnzoo.create_model(MODEL, num_classes=5, input_shape=(32, 32, 3))
-    fit(base, pretrain, epochs=5, learning_rate=1e-2, verbose=0)
+        stages = [Stage("head", epochs=3, learning_rate=1e-2), Stage(3, epochs=2, learning_rate=3e-3)]
+        tuned = finetune(base, shots, stages=stages, head="new", augment=None, verbose=0, seed=seed)
+        assert tuned.stages[1]["groups"] == ["head", "stage7", "stage6"]   # groups from the registry
+        assert tuned.model.get_layer("predictions").dtype_policy.name == "float32"
 
-    stages = [Stage("head", epochs=3, learning_rate=1e-2), Stage(3, epochs=2, learning_rate=3e-3)]
-    tuned = finetune(base, shots, stages=stages, head="new", augment=None, verbose=0, seed=0)
-    assert tuned.stages[1]["groups"] == ["head", "stage7", "stage6"]   # groups from the registry
-    assert tuned.model.get_layer("predictions").dtype_policy.name == "float32"
+        keras.utils.set_random_seed(seed)
+        scratch = cnnzoo.create_model(MODEL, num_classes=5, input_shape=(32, 32, 3))
+        scratch = fit(scratch, shots, epochs=5, learning_rate=1e-3, verbose=0).model
 
-    keras.utils.set_random_seed(0)
-    scratch = cnnzoo.create_model(MODEL, num_classes=5, input_shape=(32, 32, 3))
-    scratch = fit(scratch, shots, epochs=5, learning_rate=1e-3, verbose=0).model
-
-    tuned_acc = cnnzoo.evaluate(tuned.model, test, split="train").accuracy
-    scratch_acc = cnnzoo.evaluate(scratch, test, split="train").accuracy
-    print(f"fine-tuned {tuned_acc:.3f}, from scratch {scratch_acc:.3f}")
-    assert tuned_acc >= scratch_acc + 0.10, (tuned_acc, scratch_acc)
+        tuned_accs.append(cnnzoo.evaluate(tuned.model, test, split="train").accuracy)
+        scratch_accs.append(cnnzoo.evaluate(scratch, test, split="train").accuracy)
+    print(f"fine-tuned {tuned_accs}, from scratch {scratch_accs}")
+    assert np.mean(tuned_accs) >= np.mean(scratch_accs) + 0.10, (tuned_accs, scratch_accs)
