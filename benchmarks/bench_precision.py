@@ -142,6 +142,10 @@ def main(argv=None, log=print) -> dict:
     runs, skipped = variants(gpu, cpu_bf16, backend)
     if args.variants:
         wanted = args.variants.split(",")
+        unknown = [v for v in wanted if v not in runs]
+        if unknown:
+            p.error(f"--variants: {unknown} not available here; choose from {', '.join(runs)}. "
+                    f"Received: --variants={args.variants!r}")
         skipped.update({k: "not asked for (--variants)" for k in runs if k not in wanted})
         runs = {k: v for k, v in runs.items() if k in wanted}
     rows = {}

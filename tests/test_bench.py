@@ -217,3 +217,11 @@ def test_render_attaches_a_gpu_result_with_its_device(tmp_path):
     assert saved["benchmarks"]["precision_gpu"]["device"] == "NVIDIA H100 80GB HBM3"
     bad = subprocess.run([sys.executable, str(BENCH_DIR / "run.py"), "--add", "x=y"], capture_output=True, text=True)
     assert bad.returncode == 2 and "only with --render" in bad.stderr
+
+
+def test_precision_benchmark_rejects_unknown_variant_with_exit_code_2():
+    result = subprocess.run([sys.executable, str(BENCH_DIR / "bench_precision.py"), "--quick", "--variants",
+                             "fp32,fp64"], capture_output=True, text=True,
+                            env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
+    assert result.returncode == 2
+    assert "Received: --variants='fp32,fp64'" in result.stderr and "fp64" in result.stderr
