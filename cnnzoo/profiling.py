@@ -15,6 +15,8 @@ from dataclasses import dataclass
 
 import keras
 
+from cnnzoo.introspect import all_layers
+
 
 @dataclass(frozen=True)
 class Profile:
@@ -63,7 +65,7 @@ def profile(model: keras.Model) -> Profile:
     if not isinstance(model, keras.Model):
         raise TypeError(f"`model` must be a keras.Model. Received: model={type(model).__name__}")
     per_layer = {}
-    for layer in _flat_layers(model):
+    for layer in all_layers(model):
         if not isinstance(layer, (keras.layers.Conv2D, keras.layers.DepthwiseConv2D, keras.layers.Dense,
                                   keras.layers.SeparableConv2D)):
             continue
@@ -76,11 +78,3 @@ def profile(model: keras.Model) -> Profile:
     non_trainable = _size(model.non_trainable_weights)
     return Profile(params=trainable + non_trainable, trainable_params=trainable, non_trainable_params=non_trainable,
                    macs=int(sum(per_layer.values())), per_layer=per_layer)
-
-
-def _flat_layers(model):
-    for layer in model.layers:
-        if isinstance(layer, keras.Model):
-            yield from _flat_layers(layer)
-        else:
-            yield layer

@@ -33,7 +33,7 @@ def last_conv_layer(model) -> keras.layers.Layer:
 
 def _score_model(model, layer):
     """A model from the input to (feature maps, class scores before any softmax)."""
-    from cnnzoo.train._model import classifier_layer, outputs_probabilities
+    from cnnzoo.introspect import classifier_layer, outputs_probabilities
 
     clf = classifier_layer(model)
     if outputs_probabilities(model) and clf is not None and clf.input is not None:

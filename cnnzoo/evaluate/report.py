@@ -118,7 +118,7 @@ def predict_probabilities(model, data, *, split: str = "val"):
     For a softmax head the logits are `log(p)` (they equal the pre-softmax logits up to a per-row shift, which
     softmax ignores).
     """
-    from cnnzoo.train._model import outputs_probabilities
+    from cnnzoo.introspect import outputs_probabilities
 
     stream, _ = _stream(data, split)
     probs_out = outputs_probabilities(model)
@@ -368,7 +368,7 @@ def evaluate(model, data, *, split: str = "val", top_k=(5,), n_bins: int = 15, c
         >>> report = cnnzoo.evaluate(model, data)
         >>> report.plot_confusion_matrix().savefig("cm.png")
     """
-    from cnnzoo.train._model import num_outputs
+    from cnnzoo.introspect import num_outputs
 
     split = split if split in ("val", "train") else _bad_split(split)
     check_int("n_bins", n_bins, minimum=1)

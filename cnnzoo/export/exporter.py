@@ -26,6 +26,7 @@ from cnnzoo.export.report import ExportReport
 from cnnzoo.export.runners import CARD_FILE, KerasRunner, load_runner, measure_latency
 from cnnzoo.export.samples import Samples, calibration_and_holdout, collect
 from cnnzoo.export.serving import FITS, RawImageModel, input_size_of
+from cnnzoo.introspect import is_mixed_precision
 
 TFLITE_FORMATS = ("tflite_fp32", "tflite_fp16", "tflite_dynamic", "tflite_int8")
 FORMATS = ("saved_model", *TFLITE_FORMATS, "onnx", "keras")
@@ -100,8 +101,7 @@ def export(model, out_dir, *, formats: Sequence[str] | str = DEFAULT_FORMATS, cl
     version = _next_version(out_dir, version)
     stripped = augmentation_layers(model)
     clean = inference_model(model)
-    recast = clean is not model and any(
-        layer.dtype_policy.compute_dtype != layer.dtype_policy.variable_dtype for layer in _all_layers(model))
+    recast = clean is not model and is_mixed_precision(model)
     if input_size is None and _dynamic(clean):
         input_size = getattr(representative_data, "image_size", None)
     size = input_size_of(clean, input_size)
@@ -294,12 +294,6 @@ def _dynamic(model) -> bool:
     shape = model.input_shape
     shape = shape[0] if isinstance(shape, list) else shape
     return len(shape) == 4 and (shape[1] is None or shape[2] is None)
-
-
-def _all_layers(model):
-    for layer in getattr(model, "layers", []):
-        yield layer
-        yield from _all_layers(layer)
 
 
 def _synthetic_images(size: tuple[int, int], count: int) -> np.ndarray:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import keras
 
 from cnnzoo._checks import received
+from cnnzoo.introspect import is_mixed
 
 # Keras augmentation layers whose class name lacks "Random".
 _AUGMENTATION_CLASSES = {"AugMix", "CutMix", "MixUp", "RandAugment", "Solarization"}
@@ -52,14 +53,9 @@ def _is_graph_model(model) -> bool:
         isinstance(model, keras.Model) and hasattr(model, "_operations") and hasattr(model, "_nodes_by_depth"))
 
 
-def _is_mixed(layer) -> bool:
-    policy = layer.dtype_policy
-    return policy.compute_dtype != policy.variable_dtype
-
-
 def _needs_rebuild(model) -> bool:
     for layer in _walk(model):
-        if is_augmentation(layer) or _is_mixed(layer):
+        if is_augmentation(layer) or is_mixed(layer):
             return True
     return False
 
@@ -106,7 +102,7 @@ def inference_model(model: keras.Model) -> keras.Model:
             return StrippedAugmentation(name=layer.name)
         if isinstance(layer, keras.Model) and _is_graph_model(layer) and _needs_rebuild(layer):
             return keras.models.clone_model(layer, clone_function=clone)
-        if _is_mixed(layer) or (isinstance(layer, keras.Model) and _needs_rebuild(layer)):
+        if is_mixed(layer) or (isinstance(layer, keras.Model) and _needs_rebuild(layer)):
             config = layer.get_config()
             config["dtype"] = "float32"
             fresh = layer.__class__.from_config(config)

@@ -15,6 +15,7 @@ import tensorflow as tf
 
 from cnnzoo._checks import check_choice, check_int, received
 from cnnzoo.data import images as data_images
+from cnnzoo.introspect import returns_logits
 
 FITS = ("stretch", "crop", "pad")
 INTERPOLATION = "bilinear"      # cnnzoo.data resizes bilinearly; recorded in every artifact's metadata
@@ -109,18 +110,6 @@ class RawImageModel:
         def serve(images):
             return {"probabilities": self.probabilities(images)}
         return serve
-
-
-def returns_logits(model) -> bool:
-    """True when the model's last layer is linear (a Dense or Activation without softmax/sigmoid)."""
-    import keras
-
-    layer = model.layers[-1] if getattr(model, "layers", None) else None
-    while isinstance(layer, keras.Model) and layer.layers:
-        layer = layer.layers[-1]
-    activation = getattr(layer, "activation", None)
-    return isinstance(layer, (keras.layers.Dense, keras.layers.Activation)) and \
-        getattr(activation, "__name__", "") == "linear"
 
 
 def input_size_of(model: keras.Model, input_size=None) -> tuple[int, int]:

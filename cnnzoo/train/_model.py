@@ -1,5 +1,5 @@
-"""Model surgery shared by the training and evaluation code: finding layers, rebuilding a model under a dtype
-policy or a distribution strategy, and replacing the classifier head."""
+"""Model surgery shared by the training code: rebuilding a model under a dtype policy or a distribution strategy,
+and replacing the classifier head. Questions about a model's structure are answered by `cnnzoo.introspect`."""
 from __future__ import annotations
 
 import contextlib
@@ -7,47 +7,7 @@ import contextlib
 import keras
 
 from cnnzoo._checks import check_int, received
-
-_SOFTMAX_NAMES = {"softmax"}
-
-
-def all_layers(model) -> list:
-    """Every layer, nested ones included, input to output."""
-    return [layer for layer in model._flatten_layers(include_self=False, recursive=True)]
-
-
-def batchnorm_layers(model) -> list:
-    return [layer for layer in all_layers(model) if isinstance(layer, keras.layers.BatchNormalization)]
-
-
-def classifier_layer(model):
-    """The classifier Dense: the layer named "predictions", else the last Dense layer."""
-    dense = None
-    for layer in all_layers(model):
-        if layer.name == "predictions":
-            return layer
-        if isinstance(layer, keras.layers.Dense):
-            dense = layer
-    return dense
-
-
-def _activation_name(layer) -> str | None:
-    activation = getattr(layer, "activation", None)
-    if activation is None:
-        return None
-    return getattr(activation, "__name__", str(activation))
-
-
-def outputs_probabilities(model) -> bool:
-    """True when the model ends in a softmax (so its outputs are probabilities, not logits)."""
-    last = model.layers[-1] if getattr(model, "layers", None) else None
-    if isinstance(last, keras.layers.Softmax):
-        return True
-    return _activation_name(last) in _SOFTMAX_NAMES
-
-
-def num_outputs(model) -> int:
-    return int(model.outputs[0].shape[-1]) if getattr(model, "outputs", None) else int(model.output_shape[-1])
+from cnnzoo.introspect import all_layers, classifier_layer, outputs_probabilities
 
 
 def _set_dtype(layer_configs, policy, keep_float32):
@@ -71,11 +31,6 @@ def _float32_tail(model) -> set:
         if seen:
             names.add(layer.name)
     return names
-
-
-def policy_names(model) -> set:
-    return {layer.dtype_policy.name for layer in all_layers(model) if hasattr(layer, "dtype_policy")
-            and not isinstance(layer, keras.layers.InputLayer)}
 
 
 def rebuild(model, *, policy: str = "float32", strategy=None):

@@ -23,7 +23,7 @@ import keras
 import tensorflow as tf
 
 from cnnzoo._checks import check_int, received
-from cnnzoo.train._model import batchnorm_layers
+from cnnzoo.introspect import batchnorm_layers
 
 __all__ = ["recalibrate_bn", "auto_momentum", "trained_batchnorm_layers", "scaled_momentum"]
 

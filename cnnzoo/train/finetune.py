@@ -24,7 +24,8 @@ import numbers
 import keras
 
 from cnnzoo._checks import check_choice, check_float, check_int, received
-from cnnzoo.train._model import all_layers, batchnorm_layers, num_outputs, replace_head
+from cnnzoo.introspect import all_layers, batchnorm_layers, num_outputs
+from cnnzoo.train._model import replace_head
 from cnnzoo.train.fit import FitResult, _Plan, _run_stages, check_stage_options
 
 __all__ = ["finetune", "Stage", "FineTuneResult", "default_stages", "DEFAULT_MULTIPLIERS"]

@@ -16,7 +16,7 @@ import tensorflow as tf
 
 from cnnzoo._checks import check_choice, check_float, check_int, received
 from cnnzoo.train import schedules as _schedules
-from cnnzoo.train._model import num_outputs, outputs_probabilities
+from cnnzoo.introspect import all_layers, num_outputs, outputs_probabilities
 from cnnzoo.train.batchnorm import auto_momentum, recalibrate_bn, trained_batchnorm_layers
 from cnnzoo.train.checkpoints import Checkpointer
 from cnnzoo.train.distribute import broadcast_from_chief, get_strategy, is_chief, multiworker_fit_fix
@@ -153,7 +153,7 @@ def check_stage_options(options: dict) -> dict:
 def expand_multipliers(model, mapping: dict) -> dict:
     """{layer name or variable path: factor} -> {trainable variable path: factor}."""
     by_path = {v.path: v for v in model.trainable_variables}
-    layers = {layer.name: layer for layer in model._flatten_layers(include_self=False, recursive=True)}
+    layers = {layer.name: layer for layer in all_layers(model)}
     out = {}
     for key, factor in mapping.items():
         check_float(f"lr_multipliers[{key!r}]", factor, minimum=0.0, exclusive_minimum=True)

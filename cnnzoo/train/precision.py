@@ -20,7 +20,8 @@ import keras
 import tensorflow as tf
 
 from cnnzoo._checks import received
-from cnnzoo.train._model import policy_names, rebuild
+from cnnzoo.introspect import policy_names
+from cnnzoo.train._model import rebuild
 
 __all__ = ["resolve_policy", "cpu_supports_bf16", "gpu_visible", "float32_model", "mixed_model", "policy_scope"]
 

@@ -30,6 +30,7 @@ from typing import Callable
 import numpy as np
 
 from cnnzoo._checks import check_float, received
+from cnnzoo.introspect import all_layers, classifier_layer
 
 STATS_FILE = "reference_stats.json"
 STATS_VERSION = 1
@@ -134,36 +135,19 @@ def penultimate_model(model):
     """
     import keras
 
-    head = _classifier_layer(model)
+    head = classifier_layer(model)
     if head is None:
         return None
     if any(layer is head for layer in model.layers):
         return keras.Model(model.inputs, head.input, name=f"{model.name}_embeddings")
     for layer in model.layers:
-        if isinstance(layer, keras.Model) and any(sub is head for sub in _flat_layers(layer)):
+        if isinstance(layer, keras.Model) and any(sub is head for sub in all_layers(layer)):
             inner = penultimate_model(layer)
             if inner is None or layer is not model.layers[-1]:
                 return None
             # Rebuild the outer graph with the nested model swapped for its own penultimate model.
             return keras.models.clone_model(model, clone_function=lambda other: inner if other is layer else other)
     return None
-
-
-def _flat_layers(model):
-    return list(model._flatten_layers(include_self=False, recursive=True))
-
-
-def _classifier_layer(model):
-    """The layer named "predictions" (the zoo's classifier), else the last Dense layer, nested models included."""
-    import keras
-
-    dense = None
-    for layer in _flat_layers(model):
-        if layer.name == "predictions":
-            return layer
-        if isinstance(layer, keras.layers.Dense):
-            dense = layer
-    return dense
 
 
 _EMBEDDERS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
