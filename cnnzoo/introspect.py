@@ -147,11 +147,13 @@ def output_classifier(model):
 
 
 def has_classifier(model) -> bool:
-    """True when the model's output is a classifier's: a rank-2 output made by a Dense layer."""
+    """True when the model's output is a classifier's: one rank-2 output made by a Dense layer (through its
+    activation) or by a softmax. A feature extractor (`include_top=False`: pooled features or feature maps)
+    is not one."""
     outputs = getattr(model, "outputs", None)
     if not outputs or len(outputs) != 1 or len(outputs[0].shape) != 2:
         return False
-    return output_classifier(model) is not None
+    return output_classifier(model) is not None or head_activation(model) == "softmax"
 
 
 def num_outputs(model) -> int:

@@ -1,5 +1,5 @@
 """Evaluation: `cnnzoo.evaluate(model, data)` -> `EvalReport` (accuracy, top-k, per-class metrics, confusion
-matrix, ECE, temperature scaling); Grad-CAM lives in `cnnzoo.evaluate.explain` (also `cnnzoo.explain`).
+matrix, ECE, temperature scaling); Grad-CAM lives in `cnnzoo.explain`.
 
 Example:
     >>> report = cnnzoo.evaluate(model, data)

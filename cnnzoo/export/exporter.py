@@ -26,7 +26,7 @@ from cnnzoo.export.report import ExportReport
 from cnnzoo.export.runners import CARD_FILE, KerasRunner, load_runner, measure_latency
 from cnnzoo.export.samples import Samples, calibration_and_holdout, collect
 from cnnzoo.export.serving import FITS, RawImageModel, input_size_of
-from cnnzoo.introspect import is_mixed_precision
+from cnnzoo.introspect import has_classifier, is_mixed_precision
 
 TFLITE_FORMATS = ("tflite_fp32", "tflite_fp16", "tflite_dynamic", "tflite_int8")
 FORMATS = ("saved_model", *TFLITE_FORMATS, "onnx", "keras")
@@ -80,6 +80,7 @@ def export(model, out_dir, *, formats: Sequence[str] | str = DEFAULT_FORMATS, cl
 
     if not isinstance(model, keras.Model):
         raise TypeError(f"`model` must be a keras.Model. {received('model', type(model).__name__)}")
+    _check_classifier(model)
     if not isinstance(out_dir, (str, os.PathLike)) or not str(out_dir):
         raise TypeError(f"`out_dir` must be a directory path. {received('out_dir', out_dir)}")
     formats = _check_formats(formats)
@@ -288,6 +289,19 @@ def _class_names(model, class_names, data) -> list[str]:
         raise ValueError(f"`class_names` must not contain newlines (labels.txt is one per line). "
                          f"{received('class_names', class_names)}")
     return class_names
+
+
+def _check_classifier(model) -> None:
+    """Export writes classifiers (probabilities, class ids, class names); refuse a feature extractor, whose
+    "probabilities" would be raw features and whose labels.txt would name every feature channel."""
+    if not getattr(model, "outputs", None) or has_classifier(model):
+        return      # an unbuilt model is refused by inference_model, with its own message
+    shape = tuple(model.outputs[0].shape)
+    raise ValueError(
+        "`model` has no classifier: its output is not class scores from a Dense/softmax head (output shape "
+        f"{shape}; a feature extractor such as create_model(..., include_top=False)). cnnzoo.export writes "
+        "classifiers only: add a head first (create_model(name, num_classes=N) or keras.layers.Dense(N, "
+        f"activation='softmax') on the features) and train it. {received('model', model.name)}")
 
 
 def _dynamic(model) -> bool:

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import cnnzoo
-from cnnzoo.evaluate.explain import grad_cam, last_conv_layer, overlay
+from cnnzoo.explain import grad_cam, last_conv_layer, overlay
 
 
 def gap_linear_model(size=8, channels=4, classes=3, seed=0):
@@ -95,3 +95,30 @@ def test_grad_cam_on_a_zoo_model_uses_the_last_stage():
     image = np.random.default_rng(0).integers(0, 256, (32, 32, 3)).astype("uint8")
     heat = cnnzoo.explain.grad_cam(model, image)
     assert heat.shape == (32, 32) and np.isfinite(heat).all() and heat.max() <= 1.0
+
+
+def test_grad_cam_skips_a_1x1_last_stage_and_says_which_layer():
+    # resnet18 at 32 px ends in a 1x1 map: Grad-CAM there is one number spread over the image (constant).
+    model = cnnzoo.create_model("resnet18", num_classes=4, input_shape=(32, 32, 3))
+    image = np.random.default_rng(1).integers(0, 256, (32, 32, 3)).astype("uint8")
+    heats = [cnnzoo.explain.grad_cam(model, image, c) for c in range(4)]
+    for heat in heats:
+        assert heat.layer_name == "conv4_block2_out" and heat.cells == (2, 2)
+        assert model.get_layer(heat.layer_name).output.shape[1:3] == (2, 2)
+    assert any(np.ptp(heat) > 0.1 for heat in heats), "every heatmap is constant"
+    assert [heat.class_index for heat in heats] == [0, 1, 2, 3]
+    forced = cnnzoo.explain.grad_cam(model, image, 0, layer="conv5_block2_out")
+    assert forced.layer_name == "conv5_block2_out" and forced.cells == (1, 1) and np.ptp(forced) == 0
+    assert cnnzoo.explain.grad_cam(model, image, 0, min_cells=16).layer_name == "conv3_block2_out"
+    with pytest.raises(ValueError, match="layer"):
+        cnnzoo.explain.grad_cam(model, image, layer="no_such_layer")
+
+
+def test_grad_cam_of_a_wrapped_zoo_model_uses_the_inner_layers():
+    inner = cnnzoo.create_model("resnet18", num_classes=3, input_shape=(32, 32, 3))
+    inputs = keras.Input((32, 32, 3))
+    outer = keras.Model(inputs, inner(keras.layers.RandomFlip(seed=0)(inputs)))
+    image = np.random.default_rng(2).integers(0, 256, (32, 32, 3)).astype("uint8")
+    heat = cnnzoo.explain.grad_cam(outer, image, 1)
+    assert heat.layer_name == "conv4_block2_out"
+    np.testing.assert_allclose(heat, cnnzoo.explain.grad_cam(inner, image, 1), atol=1e-6)
