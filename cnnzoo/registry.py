@@ -1,5 +1,8 @@
 """One registry for the zoo: `register_model`, `create_model`, `list_models`, `model_info`, `finetune_groups`.
 
+The registry holds entries and looks them up; it imports no family. The families register themselves when
+`cnnzoo.models` is imported, which `cnnzoo.create_model`, `cnnzoo.list_models` and `cnnzoo.registry` do first.
+
 Example:
     >>> cnnzoo.list_models("resnet*")[:3]
     ['resnet18', 'resnet34', 'resnet50']
@@ -11,7 +14,9 @@ import difflib
 import fnmatch
 import functools
 import inspect
+import numbers
 import re
+import sys
 import warnings
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -19,8 +24,14 @@ from typing import Callable
 
 import keras
 
-from cnnzoo._checks import check_choice, received
+from cnnzoo._checks import check_choice, check_fraction, check_int, received
+from cnnzoo.layers.pooling import GLOBAL_POOLINGS
 from cnnzoo.layers.preprocessing import Preprocessing
+
+# `pooling=` names every head understands; the global poolings of `cnnzoo.layers.pooling` come on top.
+BUILTIN_POOLINGS = ("avg", "max", None)
+# The package whose import registers the zoo's families.
+ZOO_PACKAGE = "cnnzoo.models"
 
 
 @dataclass(frozen=True)
@@ -36,6 +47,7 @@ class ModelEntry:
     group_of: Callable[[str], str | None]  # layer name -> fine-tuning group ("stem", "stage1", ..., "head")
     imagenet: Callable | None = None  # (include_top, input_shape, overrides) -> (file name, url, hash)
     defaults: dict = field(default_factory=dict)
+    fixed: tuple = ()  # options of `defaults` the name fixes (mobilenet_v2_035's alpha): no override may change them
     fixed_size_top: bool = False  # include_top needs a known input size (VGG's flattening head)
 
 
@@ -64,11 +76,23 @@ def _natural_key(name: str):
     return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
 
 
+def _zoo_loaded() -> bool:
+    return ZOO_PACKAGE in sys.modules
+
+
+def _check_zoo_loaded(what: str) -> None:
+    """A lookup in a registry whose families were never imported would miss every zoo name: say so."""
+    if not _zoo_loaded():
+        raise RuntimeError(f"cnnzoo.registry.{what} needs the zoo's families, which register when {ZOO_PACKAGE} "
+                           f"is imported: call {ZOO_PACKAGE}.{what} (or cnnzoo.{what}), or `import {ZOO_PACKAGE}` "
+                           "first.")
+
+
 def list_models(pattern: str = "*") -> list[str]:
     """Registered model names matching an fnmatch `pattern`, in natural order (resnet18 before resnet101)."""
     if not isinstance(pattern, str):
         raise TypeError(f"`pattern` must be a string. {received('pattern', pattern)}")
-    _ensure_models_registered()
+    _check_zoo_loaded("list_models")
     return sorted((n for n in _REGISTRY if fnmatch.fnmatchcase(n, pattern)), key=_natural_key)
 
 
@@ -76,8 +100,8 @@ def get_entry(name) -> ModelEntry:
     """The registry entry for `name` (an entry passes through, for builders of unregistered variants)."""
     if isinstance(name, ModelEntry):
         return name
-    _ensure_models_registered()
     if not isinstance(name, str) or name not in _REGISTRY:
+        _check_zoo_loaded("get_entry")
         close = difflib.get_close_matches(str(name), list(_REGISTRY), n=5, cutoff=0.5)
         hint = f" Closest registered names: {', '.join(close)}." if close else \
             " See cnnzoo.list_models() for every name."
@@ -85,8 +109,8 @@ def get_entry(name) -> ModelEntry:
     return _REGISTRY[name]
 
 
-def _ensure_models_registered():
-    import cnnzoo.models  # noqa: F401  (importing the families registers them)
+def _is_size(value) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool) and value > 0
 
 
 def _check_input_shape(input_shape, entry: ModelEntry, include_top: bool) -> tuple:
@@ -96,9 +120,10 @@ def _check_input_shape(input_shape, entry: ModelEntry, include_top: bool) -> tup
         shape = tuple(input_shape)
     except TypeError:
         shape = None
-    if shape is None or len(shape) != 3 or not all(d is None or (isinstance(d, int) and d > 0) for d in shape):
+    if shape is None or len(shape) != 3 or not all(d is None or _is_size(d) for d in shape):
         raise ValueError("`input_shape` must be (height, width, channels) with positive ints (height/width may be "
                          f"None). {received('input_shape', input_shape)}")
+    shape = tuple(None if d is None else int(d) for d in shape)
     if shape[2] is None:
         raise ValueError(f"The number of channels must be known. {received('input_shape', input_shape)}")
     if any(d is not None and d < 32 for d in shape[:2]):
@@ -107,6 +132,58 @@ def _check_input_shape(input_shape, entry: ModelEntry, include_top: bool) -> tup
         raise ValueError(f"{entry.name!r} with include_top=True flattens its features, so height and width must be "
                          f"known; use include_top=False for any-size input. {received('input_shape', input_shape)}")
     return shape
+
+
+def pooling_choices() -> tuple:
+    """Every accepted `pooling=`: "avg", "max", None, plus the global poolings of `cnnzoo.layers.pooling`."""
+    return BUILTIN_POOLINGS + tuple(GLOBAL_POOLINGS)
+
+
+def _check_head_args(*, num_classes, include_top, pooling, dropout, classifier_activation):
+    check_choice("include_top", include_top, (True, False))
+    check_choice("pooling", pooling, pooling_choices())
+    if include_top:
+        check_int("num_classes", num_classes, minimum=1)
+        if pooling is None:
+            raise ValueError("A classifier needs pooled features: with include_top=True `pooling` cannot be None. "
+                             "Received: pooling=None")
+        if num_classes == 1 and classifier_activation == "softmax":
+            raise ValueError("A softmax over one class is always 1.0: use num_classes=2, or "
+                             "classifier_activation='sigmoid' (or None) for one binary output. "
+                             f"{received('num_classes', num_classes)}")
+    if dropout is not None:
+        check_fraction("dropout", dropout)
+    if classifier_activation is not None and not (isinstance(classifier_activation, str) or
+                                                  callable(classifier_activation)):
+        raise TypeError(f"`classifier_activation` must be a string, a callable or None. "
+                        f"{received('classifier_activation', classifier_activation)}")
+
+
+def _check_overrides(entry: ModelEntry, overrides: dict) -> None:
+    params = inspect.signature(entry.builder).parameters
+    allowed = [p for p in params if p not in ("x", "spec", "include_top", "num_classes", "pooling", "dropout",
+                                              "classifier_activation")]
+    for key, value in overrides.items():
+        if key not in allowed:
+            raise TypeError(f"{entry.name!r} has no option {key!r} (options: {', '.join(allowed) or 'none'}). "
+                            f"{received(key, value)}")
+        if key in entry.fixed and value != entry.defaults[key]:
+            general = [n for n, e in _REGISTRY.items() if e.family == entry.family and key not in e.fixed]
+            hint = (f"use {general[0]!r} with {key}={value!r}" if general else
+                    f"pick the variant you want from cnnzoo.list_models({entry.family + '*'!r})")
+            raise ValueError(f"{entry.name!r} fixes {key}={entry.defaults[key]!r} (it is what the name means), so "
+                             f"another {key} would build a model under a wrong name; {hint}. {received(key, value)}")
+
+
+def _check_channels(channels: int, preprocessing, entry: ModelEntry, input_shape) -> None:
+    if preprocessing is None or preprocessing.supports_channels(channels):
+        return
+    constants = len(preprocessing.channel_constants())
+    raise ValueError(f"The preprocessing of {entry.name!r} (mode {preprocessing.mode!r}) normalizes each of "
+                     f"{constants} channels with its own constants, so the input needs 1 or {constants} channels, "
+                     f"not {channels}; pass preprocessing=None (and normalize the input yourself) or a "
+                     f"cnnzoo.layers.Preprocessing with {channels} means and stds. "
+                     f"{received('input_shape', input_shape)}")
 
 
 def create_model(name: str, *, num_classes: int = 1000, input_shape=None, include_top: bool = True,
@@ -135,19 +212,11 @@ def create_model(name: str, *, num_classes: int = 1000, input_shape=None, includ
         >>> model.output_shape
         (None, 10)
     """
-    from cnnzoo.models.heads import validate_head_args
-
     entry = get_entry(name)
     overrides = {k: v for k, v in overrides.items() if v is not None}
-    params = inspect.signature(entry.builder).parameters
-    allowed = [p for p in params if p not in ("x", "spec", "include_top", "num_classes", "pooling", "dropout",
-                                              "classifier_activation")]
-    for key in overrides:
-        if key not in allowed:
-            raise TypeError(f"{entry.name!r} has no option {key!r} (options: {', '.join(allowed) or 'none'}). "
-                            f"{received(key, overrides[key])}")
-    validate_head_args(num_classes=num_classes, include_top=include_top, pooling=pooling, dropout=dropout,
-                       classifier_activation=classifier_activation)
+    _check_overrides(entry, overrides)
+    _check_head_args(num_classes=num_classes, include_top=include_top, pooling=pooling, dropout=dropout,
+                     classifier_activation=classifier_activation)
     shape = _check_input_shape(input_shape, entry, include_top)
     if not (weights is None or isinstance(weights, str)):
         raise TypeError(f"`weights` must be None, 'imagenet' or a file path. {received('weights', weights)}")
@@ -159,13 +228,12 @@ def create_model(name: str, *, num_classes: int = 1000, input_shape=None, includ
                          f"{received('weights', weights)}")
     if weights == "imagenet" and shape[2] != 3:
         raise ValueError(f"ImageNet weights need 3 input channels. {received('input_shape', input_shape)}")
+    if preprocessing == "default":
+        preprocessing = Preprocessing(**entry.preprocessing, name="preprocessing")
+    _check_channels(shape[2], preprocessing, entry, input_shape)
 
     inputs = keras.Input(shape, name="images")
-    x = inputs
-    if preprocessing == "default":
-        x = Preprocessing(**entry.preprocessing, name="preprocessing")(x)
-    elif preprocessing is not None:
-        x = preprocessing(x)
+    x = inputs if preprocessing is None else preprocessing(inputs)
     kwargs = {**entry.defaults, **overrides}
     outputs = entry.builder(x, include_top=include_top, num_classes=num_classes, pooling=pooling,
                             dropout=dropout, classifier_activation=classifier_activation, **kwargs)
@@ -206,7 +274,6 @@ def finetune_groups(model: keras.Model) -> "OrderedDict[str, list[keras.layers.L
         >>> list(finetune_groups(cnnzoo.create_model("resnet18", input_shape=(32, 32, 3))))
         ['stem', 'stage1', 'stage2', 'stage3', 'stage4', 'head']
     """
-    _ensure_models_registered()
     candidates = []
     if model.name in _REGISTRY:
         candidates.append(_REGISTRY[model.name])
@@ -229,5 +296,6 @@ def finetune_groups(model: keras.Model) -> "OrderedDict[str, list[keras.layers.L
         if ok and groups:
             order = ["stem"] + sorted((g for g in groups if g.startswith("stage")), key=_natural_key) + ["head"]
             return OrderedDict((g, groups[g]) for g in order if g in groups)
+    _check_zoo_loaded("finetune_groups")
     raise ValueError("Cannot find fine-tuning groups: the model's layer names match no cnnzoo architecture. "
                      f"Build it with cnnzoo.create_model. Received: model.name={model.name!r}")

@@ -64,3 +64,195 @@ def test_zoo_builds_and_runs_on_the_jax_backend_without_tensorflow(tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     assert "needs tensorflow" in result.stdout
     np.testing.assert_allclose(np.load(out), model(x).numpy(), atol=1e-5)
+
+
+# --- the import graph ------------------------------------------------------------------------------------------
+# Every `import` of a cnnzoo module by a cnnzoo module is an edge: at module level and deferred (inside functions,
+# classes, try/if blocks), `from x import y` counting as x.y when y is a module and as x otherwise, relative
+# imports resolved, `importlib.import_module("literal")` included. Not edges: imports under `if TYPE_CHECKING:`
+# (never run), the parent packages Python initialises on the way (importing a.b.c runs a/__init__ first, for
+# every module alike), and names looked up at run time (cnnzoo/__init__'s lazy attribute table).
+
+import ast  # noqa: E402
+import os  # noqa: E402
+
+PACKAGE_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "cnnzoo")
+
+
+def _package_modules(package_dir):
+    """{module name: file} for every module of the package (a package is named after its __init__.py)."""
+    base = os.path.dirname(package_dir)
+    found = {}
+    for folder, dirs, files in os.walk(package_dir):
+        dirs[:] = sorted(d for d in dirs if os.path.isfile(os.path.join(folder, d, "__init__.py")))
+        for file in sorted(files):
+            if file.endswith(".py"):
+                parts = os.path.relpath(os.path.join(folder, file), base)[:-3].split(os.sep)
+                found[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = os.path.join(folder, file)
+    return found
+
+
+def _is_type_checking(test):
+    return getattr(test, "id", getattr(test, "attr", None)) == "TYPE_CHECKING"
+
+
+def _import_nodes(tree):
+    """Every import of a module at any depth, but not under `if TYPE_CHECKING:`, plus import_module("...")."""
+    stack = [tree]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, ast.If) and _is_type_checking(node.test):
+            stack.extend(node.orelse)
+            continue
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            yield node
+        elif (isinstance(node, ast.Call) and getattr(node.func, "attr", getattr(node.func, "id", None)) ==
+              "import_module" and node.args and isinstance(node.args[0], ast.Constant)
+              and isinstance(node.args[0].value, str)):
+            yield ast.Import(names=[ast.alias(name=node.args[0].value)], lineno=node.lineno)
+        stack.extend(ast.iter_child_nodes(node))
+
+
+def import_graph(package_dir=PACKAGE_DIR):
+    """{module: {imported module: first line importing it}}, both inside the package."""
+    modules = _package_modules(package_dir)
+    graph = {}
+    for name, path in modules.items():
+        with open(path, encoding="utf-8") as f:
+            tree = ast.parse(f.read(), filename=path)
+        package = name if os.path.basename(path) == "__init__.py" else name.rpartition(".")[0]
+        edges = {}
+        for node in _import_nodes(tree):
+            if isinstance(node, ast.Import):
+                targets = [alias.name for alias in node.names]
+            else:
+                source = node.module
+                if node.level:
+                    parts = package.split(".")
+                    base = ".".join(parts[:len(parts) - node.level + 1])
+                    source = f"{base}.{node.module}" if node.module else base
+                targets = [f"{source}.{a.name}" if f"{source}.{a.name}" in modules else source for a in node.names]
+            for target in targets:
+                if target in modules and target != name:
+                    edges[target] = min(edges.get(target, node.lineno), node.lineno)
+        graph[name] = edges
+    return graph
+
+
+def find_cycles(graph):
+    """(one shortest cycle [a, b, ..., a], all its modules) per strongly connected component of more than one
+    module (Tarjan's algorithm)."""
+    index, low, on_stack, stack, components = {}, {}, set(), [], []
+    for root in sorted(graph):
+        if root in index:
+            continue
+        index[root] = low[root] = len(index)
+        stack.append(root)
+        on_stack.add(root)
+        work = [(root, iter(sorted(graph[root])))]
+        while work:  # iterative depth-first search
+            node, children = work[-1]
+            for child in children:
+                if child not in index:
+                    index[child] = low[child] = len(index)
+                    stack.append(child)
+                    on_stack.add(child)
+                    work.append((child, iter(sorted(graph[child]))))
+                    break
+                if child in on_stack:
+                    low[node] = min(low[node], index[child])
+            else:
+                work.pop()
+                if work:
+                    low[work[-1][0]] = min(low[work[-1][0]], low[node])
+                if low[node] == index[node]:
+                    component = set()
+                    while not component or member != node:
+                        member = stack.pop()
+                        on_stack.discard(member)
+                        component.add(member)
+                    if len(component) > 1:
+                        components.append(component)
+    cycles = []
+    for component in components:
+        start = min(component)
+        previous, frontier = {start: None}, [start]
+        while not any(start in graph[n] for n in frontier):  # breadth first: the shortest way back to start
+            reached = []
+            for n in frontier:
+                for child in sorted(graph[n]):
+                    if child in component and child not in previous:
+                        previous[child] = n
+                        reached.append(child)
+            frontier = reached
+        path = [next(n for n in frontier if start in graph[n])]
+        while previous[path[-1]] is not None:
+            path.append(previous[path[-1]])
+        cycles.append((path[::-1] + [start], sorted(component)))
+    return cycles
+
+
+def _describe(cycle, graph, modules):
+    return " -> ".join(f"{a} ({os.path.relpath(modules[a], os.path.dirname(PACKAGE_DIR))}:{graph[a][b]})"
+                       for a, b in zip(cycle, cycle[1:])) + f" -> {cycle[-1]}"
+
+
+def test_the_import_graph_sees_every_kind_of_import(tmp_path):
+    pkg = tmp_path / "pkg"
+    (pkg / "sub").mkdir(parents=True)
+    files = {
+        "__init__.py": "import importlib\ndef __getattr__(name):\n    return importlib.import_module(name)\n",
+        "a.py": "def f():\n    from pkg.sub import b\n",
+        "sub/__init__.py": "",
+        "sub/b.py": "from .. import c\nfrom . import helper_name\n",
+        "c.py": "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    import pkg.a\nelse:\n    import pkg.d\n",
+        "d.py": "try:\n    import importlib\n    importlib.import_module('pkg.a')\nexcept ImportError:\n    pass\n",
+    }
+    for path, text in files.items():
+        (pkg / path).write_text(text)
+    graph = import_graph(str(pkg))
+    assert graph["pkg.a"] == {"pkg.sub.b": 2}          # deferred, `from x import submodule`
+    assert graph["pkg.sub.b"] == {"pkg.c": 1, "pkg.sub": 2}  # relative; a plain name counts as its package
+    assert graph["pkg.c"] == {"pkg.d": 5}              # TYPE_CHECKING imports never run
+    assert graph["pkg.d"] == {"pkg.a": 3}              # import_module("literal")
+    assert graph["pkg"] == {}                          # a lazy attribute table is not an import
+    assert find_cycles(graph) == [(["pkg.a", "pkg.sub.b", "pkg.c", "pkg.d", "pkg.a"],
+                                   ["pkg.a", "pkg.c", "pkg.d", "pkg.sub.b"])]
+
+
+def test_cnnzoo_has_no_import_cycle():
+    graph, modules = import_graph(), _package_modules(PACKAGE_DIR)
+    assert "cnnzoo.registry" in graph and "cnnzoo.models.resnet" in graph
+    cycles = find_cycles(graph)
+    assert not cycles, "import cycles, as module (file:line of the import) -> ...:\n" + "\n".join(
+        f"{_describe(cycle, graph, modules)}   [all modules of this cycle: {', '.join(members)}]"
+        for cycle, members in cycles)
+
+
+def test_the_registry_imports_no_family():
+    # The registry stores entries and looks them up; the families register themselves (timm's _registry.py).
+    graph = import_graph()
+    family = [m for m in graph["cnnzoo.registry"] if m == "cnnzoo.models" or m.startswith("cnnzoo.models.")]
+    assert not family, f"cnnzoo/registry.py imports {family}"
+
+
+def test_the_zoo_is_complete_however_it_is_reached():
+    """`cnnzoo.registry`, `cnnzoo.list_models` and `cnnzoo.models` see every family in a fresh interpreter; the
+    bare registry, imported before the families, says what to import instead of missing every name."""
+    import os
+
+    # The registry and the families need neither TensorFlow nor a backend's compute: keep the interpreters light.
+    env = dict(os.environ, KERAS_BACKEND="numpy")
+    prelude = "import sys\nsys.modules['tensorflow'] = None\n"
+    fresh = prelude + "import cnnzoo\nprint(cnnzoo.registry.get_entry('resnet18').name)\n"
+    bare = prelude + ("import cnnzoo.registry as r\n"
+                      "try:\n    r.list_models()\nexcept RuntimeError as e:\n    print(e)\n"
+                      "import cnnzoo\nprint(cnnzoo.list_models('vgg11'), r.list_models('vgg11'), "
+                      "cnnzoo.models.get_entry('vgg11').name)\n")
+    outputs = []
+    for code in (fresh, bare):
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env=env)
+        assert out.returncode == 0, out.stderr[-2000:]
+        outputs.append(out.stdout)
+    assert outputs[0].strip() == "resnet18"
+    assert "import cnnzoo.models" in outputs[1] and "['vgg11'] ['vgg11'] vgg11" in outputs[1]

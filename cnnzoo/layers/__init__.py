@@ -5,11 +5,12 @@ Example:
 """
 from cnnzoo.layers.blocks import BasicBlock, Bottleneck, ConvBNAct, InvertedResidual, SqueezeExcite
 from cnnzoo.layers.preprocessing import Preprocessing
-from cnnzoo.layers.arithmetic import conv_output_size, receptive_field
+from cnnzoo.layers.arithmetic import conv_output_size
 from cnnzoo.layers.padding import Padding2D
 from cnnzoo.layers.pooling import (GLOBAL_POOLINGS, AdaptiveAveragePooling2D, AdaptiveMaxPooling2D, GlobalLpPooling2D,
                                    GlobalMixedPooling2D, LpPooling2D, MixedPooling2D, SpatialPyramidPooling2D,
                                    StochasticPooling2D)
+from cnnzoo.layers.receptive import receptive_field
 
 __all__ = ["BasicBlock", "Bottleneck", "ConvBNAct", "InvertedResidual", "SqueezeExcite", "Preprocessing",
            "conv_output_size", "receptive_field", "Padding2D", "MixedPooling2D", "StochasticPooling2D",

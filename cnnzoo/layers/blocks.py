@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import keras
 from keras import layers
 
-from cnnzoo._checks import check_choice, check_float, check_int
+from cnnzoo._checks import check_choice, check_float, check_fraction, check_int
 
 CONV_INIT = keras.initializers.VarianceScaling(scale=2.0, mode="fan_out", distribution="truncated_normal")
 
@@ -28,6 +28,11 @@ def correct_pad(tensor, kernel_size: int) -> tuple[tuple[int, int], tuple[int, i
     adjust = (1, 1) if size[0] is None or size[1] is None else (1 - size[0] % 2, 1 - size[1] % 2)
     half = kernel_size // 2
     return ((half - adjust[0], half), (half - adjust[1], half))
+
+
+def _check_bn(bn_epsilon, bn_momentum) -> None:
+    check_float("bn_epsilon", bn_epsilon, minimum=0.0, exclusive_minimum=True, finite=True)
+    check_fraction("bn_momentum", bn_momentum)
 
 
 def _activation(activation: str | None, name: str):
@@ -67,6 +72,7 @@ class ConvBNAct:
         check_int("kernel_size", self.kernel_size, minimum=1)
         check_int("strides", self.strides, minimum=1)
         check_choice("padding", self.padding, ("same", "valid", "symmetric", "correct"))
+        _check_bn(self.bn_epsilon, self.bn_momentum)
 
     def __call__(self, x, name: str):
         pad = self.padding
@@ -140,6 +146,7 @@ class BasicBlock:
         check_int("strides", self.strides, minimum=1)
         if self.se_ratio is not None:
             check_float("se_ratio", self.se_ratio, minimum=0.0, maximum=1.0)
+        _check_bn(self.bn_epsilon, self.bn_momentum)
 
     def _conv(self, filters, kernel, strides, padding, activation):
         return ConvBNAct(filters, kernel, strides=strides, padding=padding, use_bias=self.use_bias,
@@ -216,8 +223,9 @@ class InvertedResidual:
     def __post_init__(self):
         check_int("filters", self.filters, minimum=1)
         check_int("strides", self.strides, minimum=1, maximum=2)
-        check_float("drop_rate", self.drop_rate, minimum=0.0, maximum=1.0)
+        check_fraction("drop_rate", self.drop_rate)
         check_choice("naming", self.naming, ("mobilenet_v2", "efficientnet"))
+        _check_bn(self.bn_epsilon, self.bn_momentum)
 
     def _names(self, prefix: str) -> dict[str, str]:
         if self.naming == "mobilenet_v2":

@@ -17,7 +17,7 @@ import keras
 from keras import ops
 
 from cnnzoo._checks import check_choice, received
-from cnnzoo.layers.arithmetic import _data_format, _to_pair
+from cnnzoo.layers._args import data_format as _data_format, to_pair as _to_pair
 
 __all__ = ["Padding2D", "PADDING_MODES"]
 

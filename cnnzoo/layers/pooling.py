@@ -26,7 +26,8 @@ import keras
 from keras import ops
 
 from cnnzoo._checks import check_choice, check_float, check_int, received
-from cnnzoo.layers.arithmetic import _data_format, _to_pair, conv_output_size
+from cnnzoo.layers._args import data_format as _data_format, to_pair as _to_pair
+from cnnzoo.layers.arithmetic import conv_output_size
 
 __all__ = [
     "MixedPooling2D", "StochasticPooling2D", "LpPooling2D", "AdaptiveAveragePooling2D", "AdaptiveMaxPooling2D",

@@ -46,6 +46,25 @@ class Preprocessing(keras.layers.Layer):
             raise ValueError(f"`std` must be positive. Received: std={std!r}")
         self.scale = float(scale)
 
+    def channel_constants(self) -> tuple:
+        """The per-channel means this mode subtracts (empty for "tf" and "unit", which treat channels alike)."""
+        if self.mode == "caffe":
+            return CAFFE_MEAN_BGR
+        return self.mean if self.mode in ("torch", "custom") else ()
+
+    def supports_channels(self, channels: int) -> bool:
+        """Whether inputs with `channels` channels can be normalized: any for "tf"/"unit", else 1 or one per
+        constant (1-channel input uses the average constant)."""
+        constants = self.channel_constants()
+        return not constants or channels in (1, len(constants))
+
+    def build(self, input_shape):
+        channels = input_shape[-1]
+        if channels is not None and not self.supports_channels(channels):
+            raise ValueError(f"Preprocessing mode {self.mode!r} has {len(self.channel_constants())} channel "
+                             f"constants; the input needs 1 or that many channels. Received: input_shape="
+                             f"{tuple(input_shape)}")
+
     def _per_channel(self, values, channels):
         values = list(values)
         if channels == len(values):

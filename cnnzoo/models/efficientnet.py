@@ -13,7 +13,9 @@ import dataclasses
 import re
 from dataclasses import dataclass
 
-from cnnzoo._checks import check_float
+import keras
+
+from cnnzoo._checks import check_float, check_fraction, received
 from cnnzoo.layers.blocks import ConvBNAct, InvertedResidual
 from cnnzoo.models._groups import is_head
 from cnnzoo.models.heads import classifier
@@ -66,9 +68,14 @@ def default_dropout(phi: float) -> float:
 def build_efficientnet(x, *, include_top, num_classes, pooling, dropout, classifier_activation, width: float = 1.0,
                        depth: float = 1.0, default_dropout_rate: float = 0.2, drop_connect_rate: float = 0.2,
                        activation: str = "swish", bn_momentum: float = 0.99):
-    width = check_float("width", width, minimum=0.0, exclusive_minimum=True)
-    depth = check_float("depth", depth, minimum=0.0, exclusive_minimum=True)
-    check_float("drop_connect_rate", drop_connect_rate, minimum=0.0, maximum=0.99)
+    width = check_float("width", width, minimum=0.0, exclusive_minimum=True, finite=True)
+    depth = check_float("depth", depth, minimum=0.0, exclusive_minimum=True, finite=True)
+    check_fraction("drop_connect_rate", drop_connect_rate)
+    check_fraction("bn_momentum", bn_momentum)
+    try:
+        keras.activations.get(activation)
+    except (ValueError, TypeError):
+        raise ValueError(f"`activation` must be a Keras activation. {received('activation', activation)}") from None
     bn = dict(bn_epsilon=1e-3, bn_momentum=bn_momentum)
     x = ConvBNAct(round_filters(32, width), 3, strides=2, padding="correct", activation=activation,
                   conv_name="stem_conv", bn_name="stem_bn", act_name="stem_activation", pad_name="stem_conv_pad",
@@ -129,6 +136,7 @@ for _variant, _s in PUBLISHED.items():
         default_input_size=_s.resolution, paper=PAPER, preprocessing=_PREPROCESSING, group_of=efficientnet_group,
         imagenet=_keras_imagenet(_variant),
         defaults={"width": _s.width, "depth": _s.depth, "default_dropout_rate": _s.dropout},
+        fixed=("width", "depth", "default_dropout_rate"),
     ))
 
 

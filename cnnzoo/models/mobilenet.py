@@ -11,7 +11,7 @@ import re
 import warnings
 from dataclasses import dataclass
 
-from cnnzoo._checks import check_float
+from cnnzoo._checks import check_float, check_fraction
 from cnnzoo.layers.blocks import ConvBNAct, InvertedResidual
 from cnnzoo.models._groups import is_head
 from cnnzoo.models.heads import classifier
@@ -40,8 +40,9 @@ _BN = dict(bn_epsilon=1e-3, bn_momentum=0.999)
 
 def build_mobilenet_v2(x, *, include_top, num_classes, pooling, dropout, classifier_activation, alpha: float = 1.0,
                        bn_momentum: float | None = None):
-    alpha = check_float("alpha", alpha, minimum=0.0, exclusive_minimum=True)
-    bn = dict(_BN, bn_momentum=_BN["bn_momentum"] if bn_momentum is None else bn_momentum)
+    alpha = check_float("alpha", alpha, minimum=0.0, exclusive_minimum=True, finite=True)
+    bn = dict(_BN, bn_momentum=_BN["bn_momentum"] if bn_momentum is None else check_fraction("bn_momentum",
+                                                                                            bn_momentum))
     x = ConvBNAct(make_divisible(32 * alpha, 8), 3, strides=2, padding="same", activation="relu6",
                   conv_name="Conv1", bn_name="bn_Conv1", act_name="Conv1_relu", **bn)(x, name="Conv1")
     block_id = 0
@@ -107,5 +108,5 @@ for _suffix, _alpha in [("", 1.0), ("_035", 0.35), ("_050", 0.5), ("_075", 0.75)
     register_model(ModelEntry(
         name=f"mobilenet_v2{_suffix}", family="mobilenet_v2", builder=build_mobilenet_v2, default_input_size=224,
         paper=PAPER, preprocessing={"mode": "tf"}, group_of=mobilenet_v2_group, imagenet=_imagenet,
-        defaults={"alpha": _alpha},
+        defaults={"alpha": _alpha}, fixed=("alpha",) if _suffix else (),
     ))

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from keras import layers
 
+from cnnzoo._checks import check_fraction
 from cnnzoo.layers.blocks import BasicBlock, Bottleneck
 from cnnzoo.models._groups import is_head
 from cnnzoo.models.heads import classifier
@@ -47,7 +48,7 @@ def _block(spec: ResNetSpec, filters: int, strides: int, bn_momentum: float):
 
 def build_resnet(x, *, spec: ResNetSpec, include_top, num_classes, pooling, dropout, classifier_activation,
                  bn_momentum: float | None = None):
-    momentum = spec.bn_momentum if bn_momentum is None else bn_momentum
+    momentum = spec.bn_momentum if bn_momentum is None else check_fraction("bn_momentum", bn_momentum)
     x = layers.ZeroPadding2D(3, name="conv1_pad")(x)
     x = layers.Conv2D(64, 7, strides=2, use_bias=spec.use_bias, name="conv1_conv")(x)
     x = layers.BatchNormalization(epsilon=spec.bn_epsilon, momentum=momentum, name="conv1_bn")(x)

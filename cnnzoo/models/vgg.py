@@ -14,10 +14,11 @@ from dataclasses import dataclass
 
 from keras import layers
 
+from cnnzoo._checks import check_fraction
 from cnnzoo.layers.blocks import ConvBNAct
 from cnnzoo.models._groups import is_head
-from cnnzoo.models.heads import BUILTIN_POOLINGS, classifier
-from cnnzoo.registry import ModelEntry, register_model
+from cnnzoo.models.heads import classifier
+from cnnzoo.registry import BUILTIN_POOLINGS, ModelEntry, register_model
 
 PAPER = "https://arxiv.org/abs/1409.1556"
 BLOCK_FILTERS = (64, 128, 256, 512, 512)
@@ -30,7 +31,11 @@ class VGGSpec:
 
 
 def build_vgg(x, *, spec: VGGSpec, include_top, num_classes, pooling, dropout, classifier_activation,
-              bn_momentum: float = 0.9):
+              bn_momentum: float | None = None):
+    if bn_momentum is not None and not spec.batch_norm:
+        raise ValueError("This VGG has no BatchNormalization, so `bn_momentum` would change nothing; it applies to "
+                         f"the `_bn` variants (e.g. vgg16_bn). Received: bn_momentum={bn_momentum!r}")
+    bn_momentum = 0.9 if bn_momentum is None else check_fraction("bn_momentum", bn_momentum)
     for b, (filters, convs) in enumerate(zip(BLOCK_FILTERS, spec.convs_per_block), start=1):
         for i in range(1, convs + 1):
             name = f"block{b}_conv{i}"

@@ -62,7 +62,7 @@ def scaled_policy(policy: str, strength: float) -> list:
 
 
 def _check_models(models) -> tuple:
-    from cnnzoo import registry
+    from cnnzoo import models as registry  # the zoo: the registry with every family registered
 
     if isinstance(models, str):
         models = (models,)
@@ -118,9 +118,6 @@ class CnnZooHyperModel(keras_tuner.HyperModel):
         self.weights = weights
         self.models = _check_models(models)
         self.specs = resolve_space(space, models=self.models, pretrained=weights is not None)
-        if space and "model" in space:
-            self.specs["model"] = dataclasses.replace(self.specs["model"],
-                                                      values=_check_models(self.specs["model"].values))
         for name in [n for n in self.specs if self._condition(n) is False]:
             if space and name in space:
                 parent, triggers = CONDITIONS[name]
@@ -273,7 +270,7 @@ class CnnZooHyperModel(keras_tuner.HyperModel):
         if self.weights is None:
             return cnnzoo.train.fit(model, data, epochs=epochs, learning_rate=v["learning_rate"], augment=augment,
                                     **options, **run)
-        from cnnzoo.registry import finetune_groups
+        from cnnzoo.models import finetune_groups
 
         groups = len(finetune_groups(model))
         stage = cnnzoo.Stage(min(int(v["unfreeze"]), groups), epochs=epochs, learning_rate=v["learning_rate"],

@@ -38,10 +38,10 @@ from cnnzoo.data.imagedata import ImageData
 from cnnzoo.tune import leaderboard as board
 from cnnzoo.tune.hypermodel import CnnZooHyperModel
 from cnnzoo.tune.space import DEFAULT_MODELS
+from cnnzoo.options import TUNERS  # defined once, for the CLI too
 
 __all__ = ["search", "TuneResult", "TUNERS"]
 
-TUNERS = ("hyperband", "bayesian", "random")
 _DEFAULT_MAX_TRIALS = 10
 
 
@@ -329,7 +329,8 @@ def search(data, *, models=DEFAULT_MODELS, tuner: str = "hyperband", max_trials:
             afresh. Workers of a distributed search never delete the shared directory.
         seed: int or None; fixes the tuner's sampling, weight initialisation and augmentation.
         space: dict fixing or narrowing hyperparameters: {"learning_rate": 3e-3} (fixed), [1e-4, 3e-3]
-            (choices), (1e-5, 1e-2) (log range). Names: see `cnnzoo.tune.space.PARAMS`.
+            (choices), (1e-5, 1e-2) (log range). Names: `cnnzoo.tune.space.SPACE_KEYS`; the candidate models
+            come from `models=` only (a "model" key, or any other argument of `search`, is refused).
         weights: None (from scratch), "imagenet" or a file: pretrained backbones; `unfreeze` is then tuned.
         early_stopping: int patience (epochs) inside each trial, or None.
         refit: False restores the best trial's best-epoch checkpoint as `best_model`; True rebuilds the best

@@ -10,7 +10,8 @@ Every hyperparameter has a default spec. `space={name: value}` replaces it:
 Conditional hyperparameters are declared only where their parent can take the triggering value: `alpha`
 (MobileNetV2 width) when "mobilenet_v2" is a candidate model, `phi` (EfficientNet compound coefficient) when
 "efficientnet" is, `weight_decay` for AdamW/SGD, `augment_strength` for any augmentation but "none", and
-`unfreeze` only for pretrained backbones (`weights=` given).
+`unfreeze` only for pretrained backbones (`weights=` given). The candidate architectures are the `models=`
+argument, never a `space` key (`ARGUMENTS` lists the settings `space` refuses).
 
 Example:
     >>> specs = resolve_space({"learning_rate": [1e-4, 3e-3], "dropout": 0.2}, models=("resnet18",))
@@ -25,17 +26,22 @@ import numbers
 from typing import Any, Iterable
 
 from cnnzoo._checks import check_choice, check_float, check_int, received
+from cnnzoo.options import AUGMENT_POLICIES, DECAYING_OPTIMIZERS, OPTIMIZER_NAMES
 
 # The pseudo-model name for `cnnzoo.models.efficientnet(phi=...)`; the registered b0..b7 names fix phi.
 EFFICIENTNET = "efficientnet"
 DEFAULT_MODELS = ("mobilenet_v2", "resnet18", EFFICIENTNET)
-AUGMENT_POLICIES = ("none", "light", "standard", "heavy")
-OPTIMIZERS = ("adamw", "sgd", "adam")
 
 BUILD_PARAMS = ("model", "alpha", "phi", "dropout", "optimizer", "learning_rate", "weight_decay",
                 "label_smoothing")
 FIT_PARAMS = ("batch_size", "augment", "augment_strength", "unfreeze")
 PARAMS = BUILD_PARAMS + FIT_PARAMS
+# Settings that are arguments of `search` / `CnnZooHyperModel`, never `space` keys: the candidate models come
+# from `models=` only, so a space entry can neither override nor silently contradict it.
+ARGUMENTS = {"model": "models", "models": "models", "weights": "weights", "epochs": "epochs", "seed": "seed",
+             "early_stopping": "early_stopping", "objective": "objective", "tuner": "tuner",
+             "max_trials": "max_trials", "num_classes": "num_classes", "input_shape": "input_shape"}
+SPACE_KEYS = tuple(p for p in PARAMS if p not in ARGUMENTS)
 
 _TYPES = {"model": str, "alpha": float, "phi": float, "dropout": float, "optimizer": str, "learning_rate": float,
           "weight_decay": float, "label_smoothing": float, "batch_size": int, "augment": str,
@@ -48,8 +54,8 @@ _BOUNDS = {"alpha": (0.0, None, True), "phi": (0.0, 8.0, False), "dropout": (0.0
            "augment_strength": (0.0, 4.0, False), "unfreeze": (1, None, False)}
 # Conditional hyperparameters: name -> (parent, parent values that activate it).
 CONDITIONS = {"alpha": ("model", ("mobilenet_v2",)), "phi": ("model", (EFFICIENTNET,)),
-              "weight_decay": ("optimizer", ("adamw", "sgd")),
-              "augment_strength": ("augment", ("light", "standard", "heavy"))}
+              "weight_decay": ("optimizer", DECAYING_OPTIMIZERS),
+              "augment_strength": ("augment", tuple(p for p in AUGMENT_POLICIES if p != "none"))}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -104,7 +110,7 @@ def _coerce(name: str, value: Any, where: str) -> Any:
         if not isinstance(value, str):
             raise TypeError(f"`space[{name!r}]` values must be strings. {received(where, value)}")
         if name == "optimizer":
-            check_choice(where, value, OPTIMIZERS)
+            check_choice(where, value, OPTIMIZER_NAMES)
         elif name == "augment":
             check_choice(where, value, AUGMENT_POLICIES)
         return value
@@ -150,9 +156,14 @@ def resolve_space(space: dict | None, *, models: Iterable[str] = DEFAULT_MODELS,
     if not isinstance(space, dict):
         raise TypeError(f"`space` must be a dict of hyperparameter name -> value, list or range. "
                         f"{received('space', space)}")
-    unknown = [k for k in space if k not in PARAMS]
+    arguments = [k for k in space if k in ARGUMENTS]
+    if arguments:
+        key = arguments[0]
+        raise ValueError(f"`space` cannot set {key!r}: it is the `{ARGUMENTS[key]}=` argument (pass it there); "
+                         f"`space` holds only {', '.join(SPACE_KEYS)}. {received('space', space)}")
+    unknown = [k for k in space if k not in SPACE_KEYS]
     if unknown:
-        raise ValueError(f"Unknown hyperparameter {unknown[0]!r} in `space`; known: {', '.join(PARAMS)}. "
+        raise ValueError(f"Unknown hyperparameter {unknown[0]!r} in `space`; known: {', '.join(SPACE_KEYS)}. "
                          f"{received('space', space)}")
     if "unfreeze" in space and not pretrained:
         raise ValueError("`unfreeze` is tuned only for pretrained backbones; pass `weights=` (e.g. 'imagenet'). "
@@ -160,9 +171,6 @@ def resolve_space(space: dict | None, *, models: Iterable[str] = DEFAULT_MODELS,
     specs = _defaults(tuple(models), pretrained)
     for name, value in space.items():
         specs[name] = parse_spec(name, value)
-    if specs["model"].kind not in ("fixed", "choice"):
-        raise ValueError(f"`space['model']` must name models (a name or a list). "
-                         f"{received('space', space)}")
     return {name: specs[name] for name in PARAMS if name in specs}
 
 

@@ -9,7 +9,7 @@ import tensorflow as tf
 
 from cnnzoo.layers import (AdaptiveAveragePooling2D, AdaptiveMaxPooling2D, GlobalLpPooling2D, GlobalMixedPooling2D,
                            LpPooling2D, MixedPooling2D, Padding2D, SpatialPyramidPooling2D, StochasticPooling2D,
-                           arithmetic, padding, pooling)
+                           arithmetic, padding, pooling, receptive)
 
 CASES = {
     "padding_zero": lambda **kw: Padding2D(((1, 2), (0, 3)), "zero", **kw),
@@ -192,7 +192,7 @@ def test_onnx_conversion_matches_keras(name, rng):
         np.testing.assert_allclose(got, dynamic(batch, training=False), rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("module", [arithmetic, padding, pooling], ids=lambda m: m.__name__)
+@pytest.mark.parametrize("module", [arithmetic, padding, pooling, receptive], ids=lambda m: m.__name__)
 def test_docstring_examples_run(module):
     result = doctest.testmod(module, extraglobs={"keras": keras, "np": np, **vars(module)},
                              optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import cnnzoo
-from cnnzoo.registry import finetune_groups, get_entry, register_model
+from cnnzoo.models import finetune_groups, get_entry, register_model
 from cnnzoo.scaling import compound_coefficients, make_divisible, round_filters, round_repeats
 
 

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 import cnnzoo
-from cnnzoo.registry import finetune_groups
+from cnnzoo.models import finetune_groups
 from cnnzoo.tune import CnnZooHyperModel
 from tunetools import FIXED_RECIPE, color_data
 

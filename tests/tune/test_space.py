@@ -72,7 +72,8 @@ def test_conditional_hyperparameters_follow_the_candidates():
     ({"batch_size": 8.5}, r"space\['batch_size'\]"),
     ({"unfreeze": 2}, "pretrained"),
     ({"alpha": 0.5}, "alpha"),
-    ({"model": ["resnet18", "resnet_18"]}, "resnet_18"),
+    ({"model": "mobilenet_v2"}, r"`space` cannot set 'model': it is the `models=` argument"),
+    ({"epochs": 3}, r"`space` cannot set 'epochs': it is the `epochs=` argument"),
 ])
 def test_bad_space_entries_name_the_argument(space, match):
     with pytest.raises((ValueError, TypeError), match=match) as info:
@@ -86,10 +87,11 @@ def test_parse_space_reads_command_line_values():
     with pytest.raises(ValueError, match="name=value"):
         parse_space(["learning_rate"])
     # Bare words are strings, also in lists, and what parse_space returns is a valid space.
-    space = parse_space(["learning_rate=(1e-5, 1e-2)", "augment=[none, light]", "model=resnet18"])
-    assert space == {"learning_rate": (1e-5, 1e-2), "augment": ["none", "light"], "model": "resnet18"}
+    space = parse_space(["learning_rate=(1e-5, 1e-2)", "augment=[none, light]", "optimizer=adam"])
+    assert space == {"learning_rate": (1e-5, 1e-2), "augment": ["none", "light"], "optimizer": "adam"}
     specs = resolve_space(space, models=("resnet18",))
     assert specs["augment"].values == ("none", "light") and specs["learning_rate"].sampling == "log"
+    assert specs["optimizer"].values == ("adam",)
 
 
 def test_build_follows_the_hyperparameters():
@@ -139,6 +141,22 @@ def test_search_rejects_bad_arguments(tmp_path):
     with pytest.raises(ValueError, match="data.val"):
         cnnzoo.tune.search(no_val, **common)
     assert not any(tmp_path.iterdir())  # nothing started
+
+
+def test_space_cannot_override_the_models_argument(tmp_path):
+    # A "model" space entry used to replace `models=` silently: search(models=("resnet18",),
+    # space={"model": "mobilenet_v2"}) tuned MobileNetV2 only.
+    with pytest.raises(ValueError, match=r"`space` cannot set 'model'.*models=.*Received: space="):
+        resolve_space({"model": "mobilenet_v2"}, models=("resnet18",))
+    with pytest.raises(ValueError, match=r"`space` cannot set 'model'.*Received: space="):
+        CnnZooHyperModel(3, (32, 32, 3), models=("resnet18",), space={"model": ["resnet18", "mobilenet_v2"]})
+    with pytest.raises(ValueError, match=r"`space` cannot set 'model'.*Received: space="):
+        cnnzoo.tune.search(color_data(24), models=("resnet18",), space={"model": "mobilenet_v2"},
+                           directory=tmp_path)
+    assert not any(tmp_path.iterdir())  # refused before anything started
+    # The CLI's --space goes through the same check.
+    with pytest.raises(ValueError, match="models="):
+        resolve_space(parse_space(["model=resnet18"]), models=("resnet18",))
 
 
 def first_values(tuner, n=3):
