@@ -11,15 +11,16 @@ Example:
 """
 from __future__ import annotations
 
+import numbers
+
 import keras
 
-from cnnzoo._checks import check_choice, check_float, received
+from cnnzoo._checks import check_choice, check_float, check_positive_finite, received
+from cnnzoo.options import DEFAULT_WEIGHT_DECAY, OPTIMIZER_NAMES  # defined once, for the CLI too
 
 __all__ = ["make_optimizer", "OPTIMIZER_NAMES", "DiscriminativeAdamW", "DiscriminativeAdam",
            "DiscriminativeSGD", "no_decay_variables"]
 
-OPTIMIZER_NAMES = ("adamw", "sgd", "adam")
-DEFAULT_WEIGHT_DECAY = {"adamw": 0.05, "sgd": 5e-4, "adam": None}
 
 
 class _LRMultipliers:
@@ -85,16 +86,18 @@ def make_optimizer(name: str, learning_rate, *, model=None, weight_decay="defaul
                              + received("optimizer", name))
         return name
     check_choice("optimizer", name, OPTIMIZER_NAMES)
+    if isinstance(learning_rate, numbers.Real):  # schedules, variables and callables pass through to Keras
+        check_positive_finite("learning_rate", learning_rate)
     if weight_decay == "default":
         weight_decay = DEFAULT_WEIGHT_DECAY[name]
     if weight_decay is not None:
-        weight_decay = check_float("weight_decay", weight_decay, minimum=0.0) or None
+        weight_decay = check_float("weight_decay", weight_decay, minimum=0.0, finite=True) or None
     if name == "adam" and weight_decay:
         raise ValueError("Adam applies no decoupled weight decay here; use optimizer='adamw'. "
                          + received("weight_decay", weight_decay))
     for arg, value in (("clipnorm", clipnorm), ("global_clipnorm", global_clipnorm), ("clipvalue", clipvalue)):
         if value is not None:
-            check_float(arg, value, minimum=0.0, exclusive_minimum=True)
+            check_positive_finite(arg, value)
     if sum(v is not None for v in (clipnorm, global_clipnorm, clipvalue)) > 1:
         raise ValueError("Give at most one of `clipnorm`, `global_clipnorm`, `clipvalue`. "
                          f"Received: clipnorm={clipnorm!r}, global_clipnorm={global_clipnorm!r}, "

@@ -26,16 +26,16 @@ import math
 import keras
 from keras import ops
 
-from cnnzoo._checks import check_choice, check_float, check_int
+from cnnzoo._checks import check_choice, check_float, check_int, check_positive_finite
+from cnnzoo.options import SCHEDULE_NAMES  # defined once, for the CLI too
 
 __all__ = ["step_decay", "exponential_decay", "cosine", "cosine_restarts", "one_cycle", "warmup",
            "reduce_on_plateau", "OneCycle", "LinearWarmup", "get", "SCHEDULE_NAMES"]
 
-SCHEDULE_NAMES = ("constant", "step", "exponential", "cosine", "cosine_restarts", "one_cycle", "plateau")
 
 
 def _check_lr(name, value):
-    return check_float(name, value, minimum=0.0, exclusive_minimum=True)
+    return check_positive_finite(name, value)
 
 
 def step_decay(learning_rate: float, step_size: int, gamma: float = 0.1):
@@ -88,7 +88,7 @@ def cosine_restarts(learning_rate: float, first_decay_steps: int, t_mult: float 
     """
     _check_lr("learning_rate", learning_rate)
     check_int("first_decay_steps", first_decay_steps, minimum=1)
-    check_float("t_mult", t_mult, minimum=1.0)
+    check_float("t_mult", t_mult, minimum=1.0, finite=True)
     check_float("m_mul", m_mul, minimum=0.0, maximum=1.0, exclusive_minimum=True)
     check_float("min_lr", min_lr, minimum=0.0, maximum=learning_rate)
     return keras.optimizers.schedules.CosineDecayRestarts(
@@ -157,7 +157,7 @@ class LinearWarmup(keras.optimizers.schedules.LearningRateSchedule):
             schedule = _check_lr("schedule", schedule)
         self.schedule = schedule
         self.warmup_steps = check_int("warmup_steps", warmup_steps, minimum=1)
-        self.start_lr = check_float("start_lr", start_lr, minimum=0.0)
+        self.start_lr = check_float("start_lr", start_lr, minimum=0.0, finite=True)
         self.name = name
 
     def _after(self, step):
@@ -201,8 +201,8 @@ def reduce_on_plateau(monitor: str = "val_loss", factor: float = 0.1, patience: 
     if factor >= 1.0:
         raise ValueError(f"`factor` must be < 1. Received: factor={factor!r}")
     check_int("patience", patience, minimum=0)
-    check_float("min_delta", min_delta, minimum=0.0)
-    check_float("min_lr", min_lr, minimum=0.0)
+    check_float("min_delta", min_delta, minimum=0.0, finite=True)
+    check_float("min_lr", min_lr, minimum=0.0, finite=True)
     check_int("cooldown", cooldown, minimum=0)
     mode = "min" if "loss" in monitor else "max"
     return keras.callbacks.ReduceLROnPlateau(monitor=monitor, factor=factor, patience=patience, mode=mode,
@@ -228,9 +228,11 @@ def get(name, *, learning_rate: float, total_steps: int, steps_per_epoch: int, w
         check_choice("schedule", name, SCHEDULE_NAMES)
         decay_steps = max(1, total_steps - warmup_steps)
         if name in ("constant", "plateau"):
-            sched = learning_rate
+            sched = _check_lr("learning_rate", learning_rate)
         elif name == "step":
             step_epochs = options.pop("step_epochs", None)
+            if step_epochs is not None:
+                check_int("step_epochs", step_epochs, minimum=1)
             step_size = (step_epochs * steps_per_epoch if step_epochs else max(1, decay_steps // 3))
             sched = step_decay(learning_rate, step_size, options.pop("gamma", 0.1))
         elif name == "exponential":
@@ -238,7 +240,8 @@ def get(name, *, learning_rate: float, total_steps: int, steps_per_epoch: int, w
         elif name == "cosine":
             sched = cosine(learning_rate, decay_steps, options.pop("min_lr", 0.0))
         elif name == "cosine_restarts":
-            sched = cosine_restarts(learning_rate, options.pop("cycle_epochs", 1) * steps_per_epoch,
+            sched = cosine_restarts(learning_rate, check_int("cycle_epochs", options.pop("cycle_epochs", 1),
+                                                             minimum=1) * steps_per_epoch,
                                     options.pop("t_mult", 2.0), min_lr=options.pop("min_lr", 0.0))
         else:  # one_cycle
             sched = one_cycle(learning_rate, max(2, total_steps), options.pop("warmup_fraction", 0.3))

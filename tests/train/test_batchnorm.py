@@ -25,7 +25,9 @@ def two_bn_model():
 def test_recalibrate_bn_sets_the_average_of_batch_statistics():
     model = two_bn_model()
     rng = np.random.default_rng(0)
-    batches = [rng.normal(loc=i, scale=1 + i, size=(8, 6, 6, 3)).astype("float32") for i in range(5)]
+    # 0..255 pixels (whole numbers, so the stream's uint8 pixels are these exactly), each batch its own spread.
+    batches = [np.clip(np.round(rng.normal(loc=40 + 30 * i, scale=5 + 10 * i, size=(8, 6, 6, 3))), 0, 255)
+               .astype("float32") for i in range(5)]
     trainable_before = [v.numpy().copy() for v in model.trainable_variables]
     bn2_before = [w.copy() for w in model.get_layer("bn2").get_weights()]
     used = recalibrate_bn(model, tf.data.Dataset.from_tensor_slices(np.stack(batches)), layers=[

@@ -3,6 +3,7 @@ argument checks."""
 import csv
 import math
 import os
+import re
 
 import keras
 import numpy as np
@@ -99,3 +100,23 @@ def test_fit_rejects_nonsense(small_data):
     with pytest.raises(TypeError, match="data"):
         fit(model, np.zeros((4, 32, 32, 3)), epochs=1)
     assert cnnzoo.train.fit is fit
+
+
+@pytest.mark.parametrize("option, value", [
+    ("learning_rate", math.inf), ("learning_rate", math.nan), ("learning_rate", 0.0), ("learning_rate", -1e-3),
+    ("weight_decay", math.inf), ("weight_decay", math.nan), ("momentum", math.inf), ("label_smoothing", math.inf),
+    ("clipnorm", math.inf), ("global_clipnorm", math.inf), ("clipvalue", math.nan), ("warmup_epochs", math.inf),
+    ("min_delta", math.inf)])
+def test_fit_rejects_non_finite_or_non_positive_numbers(small_data, option, value):
+    # learning_rate=inf used to train to NaN; warmup_epochs=inf died in int(round(inf)); the others were ignored.
+    with pytest.raises(ValueError, match=re.escape(f"Received: {option}={float(value)!r}")):
+        fit(tiny_cnn(), small_data, epochs=1, verbose=0, **{option: value})
+
+
+@pytest.mark.parametrize("schedule, options, name", [
+    ("cosine_restarts", {"t_mult": math.inf}, "t_mult"), ("cosine", {"min_lr": math.inf}, "min_lr"),
+    ("step", {"step_epochs": 0}, "step_epochs"), ("plateau", {"min_lr": math.inf}, "min_lr"),
+    ("cosine", {"warp": 1}, "schedule_options")])
+def test_fit_checks_schedule_options_before_training(small_data, schedule, options, name):
+    with pytest.raises(ValueError, match=f"Received: {name}="):
+        fit(tiny_cnn(), small_data, epochs=1, verbose=0, schedule=schedule, schedule_options=options)

@@ -46,5 +46,9 @@ def test_lr_find_rejects_bad_ranges():
         lr_find(model, data, min_lr=1e-7, max_lr=1e-8)
     with pytest.raises(ValueError, match="Received: steps=2"):
         lr_find(model, data, steps=2)
+    with pytest.raises(ValueError, match="Received: max_lr=inf"):   # swept to inf: NaN losses
+        lr_find(model, data, max_lr=float("inf"))
+    with pytest.raises(ValueError, match="Received: diverge=inf"):
+        lr_find(model, data, diverge=float("inf"))
     with pytest.raises(TypeError, match="data"):
         lr_find(model, [1, 2, 3])

@@ -103,3 +103,21 @@ def test_schedule_arguments_are_checked():
         schedules.one_cycle(0.1, total_steps=10, warmup_fraction=1.5)
     with pytest.raises(ValueError, match="learning_rate"):
         schedules.cosine(-1.0, decay_steps=10)
+
+
+@pytest.mark.parametrize("make, name", [
+    (lambda: schedules.cosine(math.inf, decay_steps=10), "learning_rate"),
+    (lambda: schedules.step_decay(math.inf, step_size=3), "learning_rate"),
+    (lambda: schedules.exponential_decay(math.nan, gamma=0.9), "learning_rate"),
+    (lambda: schedules.one_cycle(math.inf, total_steps=10), "max_lr"),
+    (lambda: schedules.cosine_restarts(1e-3, first_decay_steps=5, t_mult=math.inf), "t_mult"),
+    (lambda: schedules.warmup(0.1, warmup_steps=5, start_lr=math.inf), "start_lr"),
+    (lambda: schedules.warmup(math.inf, warmup_steps=5), "schedule"),
+    (lambda: schedules.reduce_on_plateau(min_lr=math.inf), "min_lr"),
+    (lambda: schedules.get("constant", learning_rate=math.inf, total_steps=10, steps_per_epoch=2), "learning_rate"),
+    (lambda: schedules.get("plateau", learning_rate=0.0, total_steps=10, steps_per_epoch=2), "learning_rate"),
+    (lambda: schedules.get("cosine_restarts", learning_rate=0.1, total_steps=10, steps_per_epoch=2,
+                           cycle_epochs=0), "cycle_epochs")])
+def test_schedules_reject_non_finite_and_non_positive_rates(make, name):
+    with pytest.raises(ValueError, match=f"Received: {name}="):
+        make()
