@@ -34,8 +34,8 @@ import keras  # noqa: E402
 
 import cnnzoo  # noqa: E402
 from cnnzoo.data import augment as cz_augment  # noqa: E402
+from cnnzoo.options import AUGMENT_POLICIES as POLICIES  # noqa: E402
 
-POLICIES = ("none", "light", "standard", "heavy")
 SIZE, BATCH = 224, 64
 
 

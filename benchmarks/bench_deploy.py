@@ -38,8 +38,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import _common  # noqa: E402
 
+from cnnzoo.options import EXPORT_FORMATS as FORMATS  # noqa: E402
+
 THREADS = 2
-FORMATS = ("saved_model", "tflite_fp32", "tflite_fp16", "tflite_dynamic", "tflite_int8", "onnx", "keras")
 CANDIDATES = ("keras_call", "keras_predict", "keras_function", "saved_model", "tflite_fp32", "tflite_fp16",
               "tflite_dynamic", "tflite_int8", "tflite_int8_ref", "onnx")
 GOALS = {"int8_speedup_min": 3.0, "int8_size_ratio_max": 0.27, "int8_accuracy_drop_max_points": 1.0}

@@ -109,4 +109,4 @@ def __dir__():
     return sorted(list(globals()) + list(_LAZY))
 
 
-__all__ = ["__version__", "layers", *_LAZY]
+__all__ = ["__version__", *_LAZY]

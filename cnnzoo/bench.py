@@ -75,7 +75,7 @@ def _load_runner(benchmarks_dir):
     if not script.is_file():
         raise FileNotFoundError(
             f"No benchmarks/run.py in {folder}: the benchmarks live in the cnnzoo source checkout, not in the "
-            f"installed package; run from a clone or pass benchmarks_dir. "
+            f"installed package; run from a clone or pass benchmarks_dir (cnnzoo bench --benchmarks-dir DIR). "
             f"{received('benchmarks_dir', None if benchmarks_dir is None else str(benchmarks_dir))}")
     spec = importlib.util.spec_from_file_location("cnnzoo_benchmarks_run", script)
     module = importlib.util.module_from_spec(spec)

@@ -10,6 +10,7 @@ Example:
 from __future__ import annotations
 
 import os
+import socket
 import warnings
 
 import h5py
@@ -23,6 +24,11 @@ HEAD_LAYERS = ("predictions",)
 KERAS_PREPROCESSING_PREFIXES = ("normalization", "rescaling")
 WEIGHTS_URL_ENV = "CNNZOO_WEIGHTS_URL"
 CACHE_DIR_ENV = "CNNZOO_CACHE_DIR"
+DOWNLOAD_TIMEOUT = 30.0   # seconds without a byte before a download is given up (offline, a dead mirror)
+
+
+class WeightsDownloadError(ConnectionError, RuntimeError):
+    """The ImageNet weights could not be fetched (offline, blocked, a dead mirror); the message says what to do."""
 
 
 def _decode(values) -> list[str]:
@@ -38,6 +44,9 @@ def read_weights_file(path: str) -> tuple[str, dict[str, list[np.ndarray]]]:
     """
     if not os.path.exists(path):
         raise FileNotFoundError(f"Weights file not found. {received('weights', path)}")
+    if os.path.isdir(path):
+        raise ValueError(f"`weights` must be a weights file (.h5 or .weights.h5), not a directory. "
+                         f"{received('weights', path)}")
     try:
         f = h5py.File(path, "r")
     except OSError as error:
@@ -125,11 +134,17 @@ def imagenet_file(entry, include_top: bool, input_shape, kwargs) -> str:
     mirror = os.environ.get(WEIGHTS_URL_ENV)
     if mirror:
         url = mirror.rstrip("/") + "/" + file_name
+    # get_file has no timeout and a black-holed connection would wait forever: bound every socket operation.
+    previous = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(DOWNLOAD_TIMEOUT if previous is None else previous)
     try:
         return keras.utils.get_file(file_name, url, cache_subdir="models", file_hash=file_hash,
                                      cache_dir=os.environ.get(CACHE_DIR_ENV))
     except Exception as error:  # get_file raises bare Exception subclasses for network errors
-        raise RuntimeError(
+        raise WeightsDownloadError(
             f"Could not fetch the ImageNet weights for {entry.name!r} from {url} ({type(error).__name__}: "
             f"{str(error)[:200]}). Offline? Download {file_name} on a connected machine and pass its local path: "
-            f"create_model({entry.name!r}, weights='/path/to/{file_name}').") from None
+            f"create_model({entry.name!r}, weights='/path/to/{file_name}'). "
+            f"{received('weights', 'imagenet')}") from None
+    finally:
+        socket.setdefaulttimeout(previous)

@@ -2,6 +2,8 @@
 import subprocess
 import sys
 
+import pytest
+
 
 def test_saved_model_loads_after_plain_import(tmp_path):
     import cnnzoo
@@ -14,6 +16,23 @@ def test_saved_model_loads_after_plain_import(tmp_path):
                          timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip() == "Preprocessing"
+
+
+@pytest.mark.parametrize("code", [
+    "import keras, cnnzoo, sys; m = keras.saving.load_model(sys.argv[1])",
+    "import cnnzoo, sys; from keras.saving import load_model; m = load_model(sys.argv[1])",
+    "import cnnzoo, sys, tensorflow as tf; m = tf.keras.models.load_model(sys.argv[1])",
+])
+def test_layers_register_whatever_the_import_order(tmp_path, code):
+    # `import cnnzoo` loads no Keras (the CLI's --help stays fast); its layers register once Keras is imported.
+    import cnnzoo
+
+    model = cnnzoo.create_model("mobilenet_v2_035", num_classes=3, input_shape=(32, 32, 3), pooling="mixed")
+    model.save(tmp_path / "m.keras")
+    out = subprocess.run([sys.executable, "-c", code + "; print(type(m.layers[1]).__name__)", str(tmp_path / "m.keras")],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1] == "Preprocessing"
 
 
 def test_api_names_exist():
@@ -256,3 +275,58 @@ def test_the_zoo_is_complete_however_it_is_reached():
         outputs.append(out.stdout)
     assert outputs[0].strip() == "resnet18"
     assert "import cnnzoo.models" in outputs[1] and "['vgg11'] ['vgg11'] vgg11" in outputs[1]
+
+
+def test_each_list_of_names_is_defined_once():
+    """Optimizer names, augmentation policies, schedules, export formats, fits, tuners and validation sections live
+    in cnnzoo.options; the library and the CLI's `choices=` use those very tuples, and no module keeps a copy."""
+    import argparse
+    import ast
+    import importlib
+    from pathlib import Path
+
+    import cnnzoo
+    from cnnzoo import options
+    from cnnzoo.cli.main import build_parser
+
+    def owner(module, name):
+        return getattr(importlib.import_module(module), name)
+
+    assert owner("cnnzoo.train.optimizers", "OPTIMIZER_NAMES") is options.OPTIMIZER_NAMES
+    assert owner("cnnzoo.train.fit", "OPTIMIZER_NAMES") is options.OPTIMIZER_NAMES
+    assert owner("cnnzoo.train.schedules", "SCHEDULE_NAMES") is options.SCHEDULE_NAMES
+    assert owner("cnnzoo.data.augment", "POLICIES") is options.AUGMENT_POLICIES
+    assert owner("cnnzoo.tune.space", "AUGMENT_POLICIES") is options.AUGMENT_POLICIES
+    assert owner("cnnzoo.export", "FORMATS") is options.EXPORT_FORMATS
+    assert owner("cnnzoo.export", "DEFAULT_FORMATS") is options.DEFAULT_EXPORT_FORMATS
+    assert owner("cnnzoo.export.tflite", "VARIANTS") is options.TFLITE_FORMATS
+    assert owner("cnnzoo.data.images", "FITS") is owner("cnnzoo.export.serving", "FITS") is options.FITS
+    assert owner("cnnzoo.tune.search", "TUNERS") is options.TUNERS
+    assert owner("cnnzoo.validate.report", "SECTIONS") is options.VALIDATION_SECTIONS
+
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+
+    def argument(command, dest):
+        return next(a for a in sub.choices[command]._actions if a.dest == dest)
+
+    for command in ("train", "finetune"):
+        assert argument(command, "augment").choices is options.AUGMENT_POLICIES
+    assert argument("train", "optimizer").choices is options.OPTIMIZER_NAMES
+    assert argument("train", "schedule").choices is options.SCHEDULE_NAMES
+    assert argument("export", "formats").choices is options.EXPORT_FORMATS
+    assert argument("export", "formats").default == list(options.DEFAULT_EXPORT_FORMATS)
+    assert argument("tune", "tuner").choices is options.TUNERS
+    assert argument("validate", "checks").default == ",".join(options.VALIDATION_SECTIONS)
+
+    lists = {name: set(value) for name, value in vars(options).items()
+             if name.isupper() and isinstance(value, tuple) and len(value) >= 3}
+    copies = []
+    for path in sorted(Path(cnnzoo.__file__).parent.rglob("*.py")):
+        if path.name == "options.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.Tuple, ast.List, ast.Set)) and all(
+                    isinstance(e, ast.Constant) and isinstance(e.value, str) for e in node.elts):
+                values = {e.value for e in node.elts}
+                copies += [f"{path.name}:{node.lineno} copies {name}" for name, ref in lists.items() if values == ref]
+    assert not copies, copies

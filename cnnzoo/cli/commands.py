@@ -31,13 +31,11 @@ def load_data(source: str, *, image_size: int, batch_size: int, validation_split
 
 
 def load_keras_model(path: str):
-    import keras
-
-    import cnnzoo  # noqa: F401  registers cnnzoo layers for deserialization
+    from cnnzoo.export.runners import load_keras_file
 
     if not os.path.isfile(path) or not path.endswith(".keras"):
         raise UsageError(f"model must be a .keras file. Received: model={path!r}")
-    return keras.saving.load_model(path, compile=False)
+    return load_keras_file(path, name="model")
 
 
 def cmd_train(args, *, finetune: bool) -> int:
@@ -122,26 +120,29 @@ def cmd_export(args) -> int:
     return 0
 
 
-def read_images(paths: list[str]):
-    import numpy as np
-    from PIL import Image, UnidentifiedImageError
+def read_images(paths: list[str], size, fit: str = "stretch"):
+    """uint8 [N, *size, 3]: the files read with training's checks, decode rule and resize (cnnzoo.data.images)."""
+    from PIL import Image
 
-    images = []
+    from cnnzoo.data.images import read_images as read_files
+
     for path in paths:
         if not os.path.isfile(path):
             raise UsageError(f"image not found. Received: image={path!r}")
-        try:
-            with Image.open(path) as image:
-                images.append(np.asarray(image.convert("RGB")))
-        except (UnidentifiedImageError, OSError) as error:
-            raise UsageError(f"not a readable image ({error}). Received: image={path!r}") from None
+    if size is None:   # a model without a recorded input size: the first image's own size
+        with Image.open(paths[0]) as image:
+            size = image.size[::-1]
+    images, _, skipped = read_files(paths, tuple(size), fit)
+    if skipped:
+        path, reason = skipped[0]
+        raise UsageError(f"not a readable image ({reason}). Received: image={path!r}")
     return images
 
 
 def cmd_predict(args) -> int:
     import numpy as np
 
-    from cnnzoo.export.runners import load_runner, resize_uint8
+    from cnnzoo.export.runners import load_runner
 
     if not os.path.exists(args.model):
         raise UsageError(f"model not found. Received: --model={args.model!r}")
@@ -149,10 +150,7 @@ def cmd_predict(args) -> int:
         runner = load_runner(args.model)
     except ValueError as error:
         raise UsageError(str(error)) from None
-    images = read_images(args.images)
-    size = runner.input_size or images[0].shape[:2]
-    batch = np.stack([resize_uint8(img[None], tuple(size))[0] for img in images])
-    probabilities = runner.predict(batch)
+    probabilities = runner.predict(read_images(args.images, runner.input_size, runner.fit))
     names = runner.class_names or [str(i) for i in range(probabilities.shape[-1])]
     k = min(args.top_k, probabilities.shape[-1])
     rows = []

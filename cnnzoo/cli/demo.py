@@ -59,7 +59,7 @@ def run_demo(*, data_dir: str | None = None, out_dir: str = "saved_models", mode
         f"ECE {report.ece:.4f})")
 
     export_root = Path(out_dir) / name
-    exported = cnnzoo.export(model, export_root, formats=("saved_model", "tflite_int8", "onnx"),
+    exported = cnnzoo.export(model, export_root, formats=cnnzoo.export.DEFAULT_FORMATS,
                              class_names=data.class_names, representative_data=data,
                              metrics={"accuracy": report.accuracy, "ece": report.ece},
                              name=name, parity=parity)

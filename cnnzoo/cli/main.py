@@ -9,14 +9,19 @@ Example:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import logging
 import os
 import sys
 
-from cnnzoo.cli.errors import UsageError
+from cnnzoo import options
+from cnnzoo.cli import quiet
+from cnnzoo.cli.demo import DEFAULT_MODEL  # small enough to commit its export (a few MB), ~98 % on digits
+from cnnzoo.cli.errors import UsageError, is_user_error, one_line
+from cnnzoo.cli.validate_args import add_validate_arguments
 
-DEFAULT_MODEL = "mobilenet_v2_035"  # small enough to commit its export (a few MB), ~98 % on digits
-EXPORT_FORMATS = ("saved_model", "tflite_fp32", "tflite_fp16", "tflite_dynamic", "tflite_int8", "onnx")
+EXPORT_FORMATS = options.EXPORT_FORMATS  # the library's lists: one definition (cnnzoo/options.py)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -82,7 +87,7 @@ def cmd_bench(args) -> int:
 
     try:
         report = run_benchmarks(quick=args.quick, out_dir=args.out, only=args.only,
-                                log=(lambda *a: None) if args.json else print)
+                                benchmarks_dir=args.benchmarks_dir, log=(lambda *a: None) if args.json else print)
     except (ValueError, TypeError) as error:
         raise UsageError(str(error)) from None
     if args.json:
@@ -125,6 +130,20 @@ def _unfreeze(text: str):
     return _positive_int(text)
 
 
+def _weights(text: str):
+    """'none' (any case) means no weights, as the help says; anything else goes to create_model as is."""
+    return None if text.strip().lower() == "none" else text
+
+
+def _add_flags(parser, *, default) -> None:
+    # On the main parser (default False) and again on every sub-command (default SUPPRESS, so a flag given
+    # before the sub-command is not reset): `cnnzoo --debug train ...` and `cnnzoo train ... --debug` both work.
+    parser.add_argument("--debug", action="store_true", default=default,
+                        help="show full tracebacks and TensorFlow's own log lines")
+    parser.add_argument("--verbose", action="store_true", default=default,
+                        help="show TensorFlow's own log lines and cnnzoo's progress logs")
+
+
 def _data_args(p, *, image_size=True):
     p.add_argument("data", help="a folder with one subfolder per class, or tfds:NAME")
     p.add_argument("--data-dir", default=None, help="local TFDS data_dir (for tfds:NAME)")
@@ -137,12 +156,12 @@ def _data_args(p, *, image_size=True):
 def _train_args(p, *, finetune: bool):
     _data_args(p)
     p.add_argument("--model", required=True, help="zoo model name (see `cnnzoo list`)")
-    p.add_argument("--weights", default="imagenet" if finetune else None,
+    p.add_argument("--weights", type=_weights, default="imagenet" if finetune else None,
                    help="'imagenet', a weights file, or 'none'" + (" (default: imagenet)" if finetune else ""))
     p.add_argument("--epochs", type=_positive_int, default=5 if finetune else 10)
     p.add_argument("--learning-rate", type=_positive_float, default=1e-3)
     p.add_argument("--dropout", type=float, default=None)
-    p.add_argument("--augment", default="standard", choices=["none", "light", "standard", "heavy"])
+    p.add_argument("--augment", default="standard", choices=options.AUGMENT_POLICIES)
     p.add_argument("--checkpoint-dir", default=None, help="save every epoch; rerun to resume")
     p.add_argument("--out", default="model.keras", help="where to save the trained model (.keras)")
     p.add_argument("--json", action="store_true")
@@ -152,15 +171,13 @@ def _train_args(p, *, finetune: bool):
         p.add_argument("--tune-lr-factor", type=_positive_float, default=0.3, help="stage 2 rate factor")
         p.add_argument("--train-bn", action="store_true", help="let BatchNorm statistics update in stage 2")
     else:
-        p.add_argument("--optimizer", default="adamw", choices=["adamw", "adam", "sgd"])
-        p.add_argument("--schedule", default="cosine",
-                       choices=["cosine", "constant", "step", "exponential", "cosine_restarts", "one_cycle",
-                                "plateau"])
+        p.add_argument("--optimizer", default="adamw", choices=options.OPTIMIZER_NAMES)
+        p.add_argument("--schedule", default="cosine", choices=options.SCHEDULE_NAMES)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="cnnzoo", description="Keras 3 CNN model zoo and transfer-learning toolkit.")
-    parser.add_argument("--debug", action="store_true", help="show full tracebacks")
+    _add_flags(parser, default=False)
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     p = sub.add_parser("list", help="list registered models")
@@ -181,7 +198,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=_positive_int, default=15, help="training epochs (default: 15)")
     p.add_argument("--batch-size", type=_positive_int, default=32)
     p.add_argument("--learning-rate", type=_positive_float, default=1e-2, help="peak rate (one-cycle schedule)")
-    p.add_argument("--weights", default=None, help="'imagenet' or a weights file: fine-tune instead of training")
+    p.add_argument("--weights", type=_weights, default=None,
+                   help="'imagenet' or a weights file: fine-tune instead of training (default: none)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--parity-warn", action="store_true",
                    help="write the export even if a format fails its parity check (recorded in the card)")
@@ -209,7 +227,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("export", help="export a .keras model: SavedModel (TF Serving), TFLite, ONNX")
     p.add_argument("model", help="a .keras file")
     p.add_argument("out", help="TF Serving model base path; the export goes to OUT/<version>/")
-    p.add_argument("--formats", nargs="+", default=["saved_model", "tflite_int8", "onnx"], choices=EXPORT_FORMATS)
+    p.add_argument("--formats", nargs="+", default=list(options.DEFAULT_EXPORT_FORMATS), choices=EXPORT_FORMATS)
     p.add_argument("--data", default=None, help="calibration / parity images: a folder or tfds:NAME")
     p.add_argument("--data-dir", default=None)
     p.add_argument("--image-size", type=_positive_int, default=224)
@@ -231,7 +249,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--validation-split", type=float, default=0.2)
     p.add_argument("--models", default="mobilenet_v2,resnet18,efficientnet",
                    help="comma-separated zoo names or families (default: mobilenet_v2,resnet18,efficientnet)")
-    p.add_argument("--tuner", default="hyperband", choices=["hyperband", "bayesian", "random"])
+    p.add_argument("--tuner", default="hyperband", choices=options.TUNERS)
     p.add_argument("--max-trials", type=_positive_int, default=None)
     p.add_argument("--epochs", type=_positive_int, default=10)
     p.add_argument("--objective", default="val_accuracy")
@@ -240,7 +258,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="start afresh instead of resuming")
     p.add_argument("--space", nargs="*", metavar="NAME=VALUE",
                    help="fix or narrow: learning_rate=3e-3, dropout=(0.0,0.5), augment=[none,light]")
-    p.add_argument("--weights", default=None, help="'imagenet' or a file: tune fine-tuning depth too")
+    p.add_argument("--weights", type=_weights, default=None,
+                   help="'imagenet' or a file: tune fine-tuning depth too (default: none)")
     p.add_argument("--early-stopping", type=_positive_int, default=3)
     p.add_argument("--no-early-stopping", action="store_true")
     p.add_argument("--refit", action="store_true", help="retrain the best configuration at the end")
@@ -248,32 +267,50 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=commands.cmd_tune)
 
-    p = sub.add_parser("bench", help="benchmarks: zoo vs keras.applications, deployment paths, precision, data")
+    bench_note = ("needs a source checkout: runs benchmarks/run.py of a cnnzoo clone (`pip install cnnzoo` does not "
+                  "install benchmarks/)")
+    p = sub.add_parser("bench", help=f"benchmarks: zoo vs keras.applications, deployment paths, precision, data; "
+                                     f"{bench_note}", description=f"Run the benchmarks; {bench_note}.")
+    p.add_argument("--benchmarks-dir", default=None,
+                   help="the benchmarks/ folder of a cnnzoo clone (default: the one beside this package)")
     p.add_argument("--quick", action="store_true", help="toy sizes: checks everything runs (< 5 min)")
     p.add_argument("--out", default=None, help="results folder (default: benchmarks/results/)")
     p.add_argument("--only", default=None, help="comma-separated: zoo,deploy,precision,data,finetune")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_bench)
 
-    from cnnzoo.validate.cli import add_arguments as validate_arguments
-
     p = sub.add_parser("validate", help="validate a model or export: golden, consistency, latency, calibration, "
                                         "drift (exit 1 when a check fails)")
-    validate_arguments(p)
+    add_validate_arguments(p)
     p.set_defaults(func=cmd_validate)
+    for command in sub.choices.values():
+        _add_flags(command, default=argparse.SUPPRESS)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    """Run one command: 0 success, 1 a failed check or a bug (traceback), 2 a user error (one line on stderr).
+
+    User errors (bad arguments, missing or unreadable files, data or models that cannot work, failed parity)
+    print `cnnzoo <command>: error: ...`; `--debug` shows their traceback. Without `--debug`/`--verbose`,
+    TensorFlow's C++ log lines are kept off stderr (cnnzoo.cli.quiet).
+    """
+    parser = build_parser()   # imports no TensorFlow: `--help` answers at once
     args = parser.parse_args(argv)
-    try:
-        return args.func(args)
-    except (UsageError, FileNotFoundError) as error:
-        if args.debug:
-            raise
-        print(f"cnnzoo {args.command}: error: {error}", file=sys.stderr)
-        return 2
+    loud = args.debug or args.verbose or os.environ.get("TF_CPP_MIN_LOG_LEVEL") == "0"
+    if not loud:
+        quiet.quiet_environment()
+    if args.verbose:
+        logging.basicConfig(format="%(name)s: %(message)s")
+        logging.getLogger("cnnzoo").setLevel(logging.INFO)
+    with contextlib.nullcontext() if loud else quiet.filtered_stderr():
+        try:
+            return args.func(args)
+        except Exception as error:
+            if args.debug or not is_user_error(error):
+                raise   # a bug: the traceback is the report
+            print(f"cnnzoo {args.command}: error: {one_line(error)}", file=sys.stderr)
+            return 2
 
 
 if __name__ == "__main__":

@@ -18,8 +18,8 @@ import tensorflow as tf
 from cnnzoo._checks import check_choice
 from cnnzoo.export.runners import LABELS_FILE, METADATA_FILE, tflite_metadata
 from cnnzoo.export.serving import RawImageModel
+from cnnzoo.options import TFLITE_FORMATS as VARIANTS
 
-VARIANTS = ("tflite_fp32", "tflite_fp16", "tflite_dynamic", "tflite_int8")
 FILE_NAMES = {variant: f"model_{variant.split('_', 1)[1]}.tflite" for variant in VARIANTS}
 
 

@@ -8,8 +8,10 @@ Standard library only (urllib), so the client has no HTTP dependency.
 from __future__ import annotations
 
 import base64
+import http.client
 import json
 import socket
+import threading
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -45,7 +47,8 @@ class Client:
         model: str, the model name when `url` does not hold it.
         version: int, a fixed model version (default: the newest loaded version).
         label: str, a version label from models.config ("stable", "canary"); exclusive with `version`.
-        timeout: float, seconds to wait for each request.
+        timeout: float, seconds each request may take in all (connecting, sending, the answer): a deadline, so a
+            server that trickles its answer cannot hold the caller longer.
 
     Example:
         >>> client = Client("http://localhost:8501/v1/models/digits", timeout=5)     # doctest: +SKIP
@@ -111,7 +114,7 @@ class Client:
     @staticmethod
     def images_request(images, *, signature: str = DEFAULT_SIGNATURE) -> dict:
         """The `:predict` body for uint8 images (row format: one instance per image)."""
-        from cnnzoo.export.runners import as_rgb_uint8
+        from cnnzoo.data.adapt import as_rgb_uint8
 
         return {"signature_name": signature, "instances": as_rgb_uint8(images).tolist()}
 
@@ -155,23 +158,32 @@ class Client:
         data = None if body is None else json.dumps(body).encode("utf-8")
         request = urllib.request.Request(url, data=data, method=method,
                                          headers={"Content-Type": "application/json"})
+        deadline = _Deadline(self.timeout)
+        opener = urllib.request.build_opener(_HTTPHandler(deadline), _HTTPSHandler(deadline))
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:
+            with opener.open(request, timeout=self.timeout) as response:
                 payload = response.read()
         except urllib.error.HTTPError as error:
-            detail = _error_text(error.read())
+            try:
+                detail = _error_text(error.read())
+            except (OSError, http.client.HTTPException):   # the error body broke off or ran past the deadline
+                detail = error.reason if isinstance(error.reason, str) else ""
             raise ServingError(f"TF Serving answered {error.code} for {method} {url}: {detail}",
                                status=error.code, url=url, detail=detail) from None
-        except (socket.timeout, TimeoutError) as error:
-            raise ServingError(f"TF Serving did not answer {method} {url} within timeout={self.timeout:g} s.",
-                               url=url, detail=str(error)) from None
-        except urllib.error.URLError as error:
-            reason = error.reason
-            if isinstance(reason, (socket.timeout, TimeoutError)):
+        except (OSError, http.client.HTTPException) as error:  # URLError, timeouts, resets, early close, bad HTTP
+            reason = error.reason if isinstance(error, urllib.error.URLError) else error
+            if deadline.expired or isinstance(reason, (socket.timeout, TimeoutError)):
                 raise ServingError(f"TF Serving did not answer {method} {url} within timeout={self.timeout:g} s.",
                                    url=url, detail=str(reason)) from None
-            raise ServingError(f"Cannot reach TF Serving at {self.base_url} ({reason}); is the server running "
-                               "and the port published (see deploy/README.md)?", url=url, detail=str(reason)) from None
+            if isinstance(error, urllib.error.URLError):   # connecting failed: refused, no route, unknown host
+                raise ServingError(f"Cannot reach TF Serving at {self.base_url} ({reason}); is the server running "
+                                   "and the port published (see deploy/README.md)?", url=url,
+                                   detail=str(reason)) from None
+            detail = f"{type(reason).__name__}: {reason}"
+            raise ServingError(f"The connection to TF Serving broke during {method} {url} ({detail}); the server "
+                               "closed or reset it before a complete answer.", url=url, detail=detail) from None
+        finally:
+            deadline.cancel()
         try:
             return json.loads(payload)
         except ValueError:
@@ -180,6 +192,84 @@ class Client:
 
     def __repr__(self) -> str:
         return f"Client({self.model_url()!r}, timeout={self.timeout:g})"
+
+
+class _Deadline:
+    """Shuts a request's sockets down when `seconds` have passed, whatever the server is doing.
+
+    A socket timeout bounds each read only: a server sending a byte a second would never trip it.
+    """
+
+    def __init__(self, seconds: float):
+        self.expired = False
+        self._sockets: list = []
+        self._lock = threading.Lock()
+        self._timer = threading.Timer(seconds, self._expire)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def watch(self, sock) -> None:
+        with self._lock:
+            self._sockets.append(sock)
+            if self.expired:
+                _shutdown(sock)
+
+    def cancel(self) -> None:
+        self._timer.cancel()
+
+    def _expire(self) -> None:
+        with self._lock:
+            self.expired = True
+            for sock in self._sockets:
+                _shutdown(sock)
+
+
+def _shutdown(sock) -> None:
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:   # already closed, or the plain socket a TLS one replaced
+        pass
+
+
+def _watched(connection_class, deadline: _Deadline):
+    """An http.client connection class whose sockets (plain, then TLS) the deadline can shut down."""
+
+    class Watched(connection_class):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            create = self._create_connection
+
+            def create_and_watch(*a, **k):
+                sock = create(*a, **k)
+                deadline.watch(sock)
+                return sock
+
+            self._create_connection = create_and_watch
+
+        def connect(self):
+            super().connect()
+            deadline.watch(self.sock)
+
+    return Watched
+
+
+class _HTTPHandler(urllib.request.HTTPHandler):
+    def __init__(self, deadline: _Deadline):
+        super().__init__()
+        self._connection = _watched(http.client.HTTPConnection, deadline)
+
+    def http_open(self, req):
+        return self.do_open(self._connection, req)
+
+
+class _HTTPSHandler(urllib.request.HTTPSHandler):
+    def __init__(self, deadline: _Deadline):
+        super().__init__()
+        self._connection = _watched(http.client.HTTPSConnection, deadline)
+
+    def https_open(self, req):
+        extra = {} if getattr(self, "_check_hostname", None) is None else {"check_hostname": self._check_hostname}
+        return self.do_open(self._connection, req, context=self._context, **extra)
 
 
 def parse_predictions(answer: dict) -> dict[str, np.ndarray]:

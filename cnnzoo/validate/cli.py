@@ -1,7 +1,7 @@
 """`cnnzoo validate`: validate an export and gate a deployment (exit 0 passed, 1 failed, 2 bad arguments).
 
-The main CLI adds this command with `add_arguments(parser)` and runs `run(args)`; `python -m cnnzoo.validate.cli`
-runs it alone.
+The main CLI adds this command's arguments (`add_arguments`, defined in cnnzoo/cli/validate_args.py so that
+`--help` imports no TensorFlow) and runs `run(args)`; `python -m cnnzoo.validate.cli` runs it alone.
 
 Example:
     $ cnnzoo validate exported/digits incoming/ --golden golden/ --out validation/ \\
@@ -12,37 +12,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 
 from cnnzoo._checks import received
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    from cnnzoo.validate.report import SECTIONS
-
-    parser.add_argument("model", help="export directory, SavedModel, .tflite, .onnx or .keras file")
-    parser.add_argument("data", help="folder of images in class subfolders: the new or held-out data")
-    parser.add_argument("--reference", help="drift reference: a reference_stats.json or a folder of reference "
-                                            "images (default: reference_stats.json beside the export)")
-    parser.add_argument("--save-reference", action="store_true",
-                        help="measure DATA as the drift reference, save reference_stats.json beside the export "
-                             "(or at --reference), and stop")
-    parser.add_argument("--golden", help="folder of golden cases in class subfolders")
-    parser.add_argument("--out", help="directory for report.json, report.md and the plots")
-    parser.add_argument("--checks", default=",".join(SECTIONS), help="comma-separated sections to run")
-    parser.add_argument("--perturb", action="append", metavar="NAME",
-                        help="a consistency perturbation (repeatable): default, hflip, vflip, brightness+10%%, ...")
-    parser.add_argument("--threshold", action="append", metavar="NAME=VALUE", default=[],
-                        help="a pass/fail limit (repeatable), e.g. max_latency_p99_ms=25; VALUE 'none' ungates")
-    parser.add_argument("--max-images", type=int, default=1000, help="images of DATA to use (default 1000)")
-    parser.add_argument("--latency-runs", type=int, default=50)
-    parser.add_argument("--batch-sizes", default="1,2,4,8,16,32,64", help="comma-separated batch sizes")
-    parser.add_argument("--stress-rate", type=float, default=20.0, help="stress requests per second")
-    parser.add_argument("--stress-seconds", type=float, default=3.0, help="stress duration; 0 skips it")
-    parser.add_argument("--stress-workers", type=int, default=4)
-    parser.add_argument("--json", action="store_true", help="print the report as JSON")
-    return parser
+from cnnzoo.cli.validate_args import add_validate_arguments as add_arguments
 
 
 def _thresholds(items: list[str]) -> dict:
@@ -104,14 +77,20 @@ def run(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """`python -m cnnzoo.validate.cli MODEL DATA ...`: exit 0 passed, 1 failed, 2 bad arguments."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from cnnzoo.cli import quiet
+    from cnnzoo.cli.errors import is_user_error, one_line
+
+    quiet.quiet_environment()
     parser = add_arguments(argparse.ArgumentParser(prog="cnnzoo validate", description=__doc__.splitlines()[0]))
     args = parser.parse_args(argv)
-    try:
-        return run(args)
-    except (ValueError, TypeError, FileNotFoundError) as error:
-        print(f"cnnzoo validate: error: {error}", file=sys.stderr)
-        return 2
+    with quiet.filtered_stderr():
+        try:
+            return run(args)
+        except Exception as error:
+            if not is_user_error(error):
+                raise
+            print(f"cnnzoo validate: error: {one_line(error)}", file=sys.stderr)
+            return 2
 
 
 if __name__ == "__main__":

@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from cnnzoo._checks import check_float, received
+from cnnzoo.options import VALIDATION_SECTIONS as SECTIONS  # defined once, for the CLI too
 
-SECTIONS = ("functional", "performance", "calibration", "drift")
 
 
 @dataclasses.dataclass

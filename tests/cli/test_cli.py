@@ -1,10 +1,12 @@
 """The command line driven as a user drives it: subprocesses, exit codes, printed results, files written."""
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
+import keras
 import numpy as np
 import pytest
 from PIL import Image
@@ -185,3 +187,217 @@ def test_every_command_has_help(capsys):
         except SystemExit as exit_:
             assert exit_.code == 0
         assert f"usage: cnnzoo {command}" in capsys.readouterr().out
+
+
+# -- user errors: one line on stderr, exit 2 (issue 14, B.9) ---------------------------------------------------
+
+
+@keras.saving.register_keras_serializable(package="cnnzoo_cli_tests")
+class _BatchCentering(keras.layers.Layer):
+    """Subtracts the batch mean: outputs depend on the batch, so every export fails its parity check."""
+
+    def call(self, x):
+        return x - keras.ops.mean(x, axis=0, keepdims=True)
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    """3 classes of 8 real digits (32 px), a one-class folder, a mobilenet_v2_035 .keras, corrupt model files."""
+    import cnnzoo
+
+    root = tmp_path_factory.mktemp("tiny")
+    x, y, _ = digits_rgb(32)
+    for digit in range(3):
+        (root / "data" / str(digit)).mkdir(parents=True)
+        for i in np.flatnonzero(y == digit)[:8]:
+            Image.fromarray(x[i]).save(root / "data" / str(digit) / f"{i}.png")
+    (root / "one_class" / "a").mkdir(parents=True)
+    for i in range(4):
+        Image.fromarray(x[i]).save(root / "one_class" / "a" / f"{i}.png")
+    Image.fromarray(x[0]).save(root / "image.png")
+    model = cnnzoo.create_model("mobilenet_v2_035", num_classes=3, input_shape=(32, 32, 3))
+    model.save(root / "m.keras")
+    good = (root / "m.keras").read_bytes()
+    (root / "truncated.keras").write_bytes(good[: len(good) // 3])
+    (root / "bad.tflite").write_bytes(b"TFL3 but not a flatbuffer")
+    (root / "bad.onnx").write_bytes(good[:5000])
+    inputs = keras.Input((32, 32, 3))
+    h = keras.layers.Conv2D(4, 3, strides=2)(keras.layers.Rescaling(1 / 255.0)(inputs))
+    h = keras.layers.GlobalAveragePooling2D()(_BatchCentering()(h))
+    keras.Model(inputs, keras.layers.Dense(3, activation="softmax")(h)).save(root / "batch_dependent.keras")
+    (root / "a_file").write_text("not a folder")
+    return root
+
+
+def _main(args, capsys, monkeypatch, cwd):
+    from cnnzoo.cli.main import main
+
+    monkeypatch.chdir(cwd)
+    try:
+        code = main([str(a) for a in args])
+    except SystemExit as exit_:  # argparse's own errors
+        code = exit_.code
+    err = capsys.readouterr().err
+    return code, err
+
+
+def _fast(*extra):
+    return ["--image-size", "32", "--batch-size", "8", "--epochs", "1", *extra]
+
+
+CASES = {
+    # case id: (arguments with {t} for the tiny fixture's folder, text the one error line must hold)
+    "unfreeze-99": (["finetune", "{t}/data", "--model", "mobilenet_v2_035", "--weights", "none", "--unfreeze", "99",
+                     "--head-epochs", "1", *_fast()], "Received: unfreeze=99"),
+    "corrupt-keras-evaluate": (["evaluate", "{t}/truncated.keras", "{t}/data"], "truncated.keras"),
+    "corrupt-keras-export": (["export", "{t}/truncated.keras", "{t}/out", "--formats", "saved_model"],
+                             "truncated.keras"),
+    "corrupt-keras-predict": (["predict", "{t}/image.png", "--model", "{t}/truncated.keras"], "truncated.keras"),
+    "corrupt-tflite": (["predict", "{t}/image.png", "--model", "{t}/bad.tflite"], "bad.tflite"),
+    "corrupt-onnx": (["predict", "{t}/image.png", "--model", "{t}/bad.onnx"], "bad.onnx"),
+    "parity-error": (["export", "{t}/batch_dependent.keras", "{t}/parity_out", "--formats", "saved_model",
+                      "--image-size", "32"], "batch composition"),
+    "demo-unknown-model": (["demo", "--model", "resnet99", "--epochs", "1"], "resnet99"),
+    "demo-one-class": (["demo", "--data", "{t}/one_class", "--epochs", "1", "--image-size", "32"], "class"),
+    "demo-image-size-16": (["demo", "--image-size", "16", "--epochs", "1"], "16"),
+    "export-out-dir-is-a-file": (["export", "{t}/m.keras", "{t}/a_file", "--formats", "saved_model"],
+                                 "Received: out_dir="),
+    "checkpoint-dir-is-a-file": (["train", "{t}/data", "--model", "mobilenet_v2_035", "--checkpoint-dir",
+                                  "{t}/a_file", *_fast()], "Received: checkpoint_dir="),
+    "weights-is-a-directory": (["train", "{t}/data", "--model", "mobilenet_v2_035", "--weights", "{t}/data",
+                                *_fast()], "Received: weights="),
+    "bench-without-checkout": (["bench", "--benchmarks-dir", "{t}/data", "--quick"], "source checkout"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_user_errors_exit_2_with_one_line(case, tiny, capsys, monkeypatch, tmp_path):
+    args, message = CASES[case]
+    code, err = _main([a.replace("{t}", str(tiny)) for a in args], capsys, monkeypatch, tmp_path)
+    lines = err.strip().splitlines()
+    assert code == 2, err[-2000:]
+    assert len(lines) == 1 and lines[0].startswith(f"cnnzoo {args[0]}: error: "), err[-2000:]
+    assert message in lines[0]
+
+
+def test_offline_imagenet_weights_is_one_line(tiny, capsys, monkeypatch, tmp_path):
+    monkeypatch.setenv("CNNZOO_CACHE_DIR", str(tmp_path))
+    monkeypatch.setenv("CNNZOO_WEIGHTS_URL", "http://127.0.0.1:9")  # nothing listens: fails at once, as offline
+    code, err = _main(["finetune", tiny / "data", "--model", "mobilenet_v2_035", "--image-size", "96", "--epochs",
+                       "1", "--head-epochs", "1"], capsys, monkeypatch, tmp_path)
+    assert code == 2 and len(err.strip().splitlines()) == 1, err[-2000:]
+    assert "pass its local path" in err and "Received: weights='imagenet'" in err
+
+
+def test_weights_none_resume_mismatch_and_corrupt_checkpoint(tiny, capsys, monkeypatch, tmp_path):
+    """`--weights none` trains from scratch as its help says; resuming another run or a corrupt checkpoint is
+    a one-line error naming the checkpoint directory."""
+    # resnet18: traces its train step ~3x faster than mobilenet_v2_035 (75 layers, not 157)
+    run = ["train", tiny / "data", "--model", "resnet18", "--weights", "none", "--augment", "none",
+           "--checkpoint-dir", tmp_path / "ckpt", "--out", tmp_path / "m.keras", "--json", *_fast()]
+    code, err = _main(run, capsys, monkeypatch, tmp_path)
+    assert code == 0, err[-3000:]
+    assert (tmp_path / "m.keras").is_file()
+    code, err = _main([*run, "--optimizer", "adam"], capsys, monkeypatch, tmp_path)
+    assert code == 2 and len(err.strip().splitlines()) == 1, err[-2000:]
+    assert "optimizer" in err and "checkpoint_dir" in err
+    (tmp_path / "ckpt" / "state.json").write_text('{"checkpoint": ')   # truncated, as a full disk leaves it
+    code, err = _main(run, capsys, monkeypatch, tmp_path)
+    assert code == 2 and len(err.strip().splitlines()) == 1, err[-2000:]
+    assert "state.json" in err and "checkpoint_dir" in err
+
+
+def test_debug_after_the_subcommand_shows_the_traceback(capsys, monkeypatch, tmp_path):
+    from cnnzoo.cli.errors import UsageError
+
+    code, err = _main(["info", "resnet05"], capsys, monkeypatch, tmp_path)
+    assert code == 2 and "resnet50" in err
+    from cnnzoo.cli.main import main
+
+    for args in (["--debug", "info", "resnet05"], ["info", "resnet05", "--debug"]):
+        with pytest.raises(UsageError, match="resnet50"):
+            main(args)
+
+
+def test_a_bug_still_shows_its_traceback(tiny, tmp_path):
+    """Not a user error (a KeyError inside a command): exit 1 with the traceback, never swallowed."""
+    code = ("import sys; from cnnzoo.cli import main as m\n"
+            "def broken(args): raise KeyError('a bug')\n"
+            "m.cmd_list = broken\n"
+            "sys.exit(m.main(['list']))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 1 and "Traceback" in out.stderr and "KeyError: 'a bug'" in out.stderr
+
+
+def test_bench_help_says_it_needs_a_source_checkout(capsys):
+    from cnnzoo.cli.main import main
+
+    with pytest.raises(SystemExit):
+        main(["bench", "--help"])
+    assert "source checkout" in " ".join(capsys.readouterr().out.split())
+
+
+# -- a quiet command line (issue 14, B.11) ---------------------------------------------------------------------
+
+# TensorFlow's C++ log lines: absl/glog lines, the absl pre-init warning, CPU features, TFLite's runtime and converter.
+CPP_LOG = re.compile(r"^([IWEF]\d{4} \d\d:\d\d:\d+\.\d+ +\d+ \S+:\d+\]|WARNING: All log messages before absl"
+                     r"|To enable the following instructions|INFO: .*TensorFlow Lite|fully_quantize: )", re.M)
+
+
+def test_help_imports_no_tensorflow():
+    code = ("import sys\nfrom cnnzoo.cli.main import main\n"
+            "for argv in (['--help'], ['train', '--help'], ['export', '--help'], ['validate', '--help']):\n"
+            "    try:\n        main(argv)\n    except SystemExit as e:\n        assert e.code == 0, argv\n"
+            "print(sorted(m for m in ('tensorflow', 'keras', 'numpy') if m in sys.modules), file=sys.stderr)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stderr.strip().splitlines()[-1] == "[]"
+
+
+def test_cli_prints_no_tensorflow_log_lines(tiny, tmp_path):
+    env = {k: v for k, v in os.environ.items() if k not in ("TF_CPP_MIN_LOG_LEVEL", "GRPC_VERBOSITY")}
+
+    def run(*args):
+        return subprocess.run([sys.executable, "-m", "cnnzoo.cli.main", *map(str, args)], capture_output=True,
+                              text=True, timeout=600, env=env, cwd=tmp_path)
+
+    out = run("export", tiny / "m.keras", tmp_path / "served", "--formats", "saved_model", "tflite_fp32",
+              "--image-size", "32")
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert not CPP_LOG.search(out.stderr), out.stderr[-3000:]
+    out = run("predict", tiny / "image.png", "--model", tmp_path / "served" / "1" / "model_fp32.tflite")
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert not CPP_LOG.search(out.stderr), out.stderr[-3000:]
+    assert out.stdout.startswith(str(tiny / "image.png"))
+
+
+@pytest.mark.parametrize("flags,shown", [([], False), (["--verbose"], True), (["--debug"], True)])
+def test_verbose_and_debug_show_the_log_lines(flags, shown):
+    """A command that writes a C++-style log line to fd 2 (as TensorFlow does) and a line of its own."""
+    code = ("import os, sys; from cnnzoo.cli import main as m\n"
+            "def command(args):\n"
+            "    os.write(2, b'I0000 00:00:1796154870.706512    6890 port.cc:153] oneDNN custom operations\\n')\n"
+            "    print('own line', file=sys.stderr)\n"
+            "    return 0\n"
+            "m.cmd_list = command\n"
+            f"sys.exit(m.main({flags!r} + ['list']))\n")
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=env)
+    assert out.returncode == 0, out.stderr
+    assert "own line" in out.stderr
+    assert bool(CPP_LOG.search(out.stderr)) is shown, out.stderr
+
+
+def test_stderr_filter_drops_log_lines_and_keeps_everything_else():
+    code = ("import os, sys\nfrom cnnzoo.cli.quiet import filtered_stderr\n"
+            "with filtered_stderr():\n"
+            "    os.write(2, b'WARNING: All log messages before absl::InitializeLog() is called are written to "
+            "STDERR\\nI0000 00:00:1796154870.706512    6890 port.cc:153] oneDNN custom operations are on.\\n')\n"
+            "    os.write(2, b'keep me\\nE0000 00:00:17961548.8   6890 cuda_platform.cc:52] cuInit failed\\n')\n"
+            "    print('and me', file=sys.stderr)\n"
+            "    os.write(2, b'F0000 00:00:1796154870.706512    6890 x.cc:1] fatal stays\\nno newline')\n"
+            "print('after', file=sys.stderr)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stderr == ("keep me\nand me\nF0000 00:00:1796154870.706512    6890 x.cc:1] fatal stays\n"
+                          "no newlineafter\n")
