@@ -4,6 +4,7 @@ Example:
     >>> data = cnnzoo.data.from_directory("photos/", image_size=224)            # doctest: +SKIP
     >>> train = cnnzoo.data.augment_dataset(data, "standard", seed=0)           # doctest: +SKIP
 """
+from cnnzoo.data.adapt import as_rgb_uint8, as_uint8
 from cnnzoo.data.augment import Augmentation, augment_dataset, augmentation
 from cnnzoo.data.imagedata import ImageData
 from cnnzoo.data.show import show_batch
@@ -11,4 +12,5 @@ from cnnzoo.data.sources import from_arrays, from_directory, from_tfds
 from cnnzoo.data.transforms import ColorJitter, RandAugment, RandomAffine, RandomErasing
 
 __all__ = ["ImageData", "from_directory", "from_tfds", "from_arrays", "augmentation", "augment_dataset",
-           "Augmentation", "show_batch", "RandomAffine", "ColorJitter", "RandomErasing", "RandAugment"]
+           "Augmentation", "show_batch", "RandomAffine", "ColorJitter", "RandomErasing", "RandAugment", "as_uint8",
+           "as_rgb_uint8"]

@@ -21,8 +21,8 @@ import tensorflow as tf
 from cnnzoo._checks import check_choice, check_float, check_int, received
 from cnnzoo.data import transforms as T
 from cnnzoo.data.imagedata import ImageData
+from cnnzoo.options import AUGMENT_POLICIES as POLICIES  # defined once, for the CLI and tune too
 
-POLICIES = ("none", "light", "standard", "heavy")
 _GEOMETRIC = ("flip", "rotation", "zoom", "translation")
 STEPS = (*_GEOMETRIC, "color_jitter", "erasing", "rand_augment", "grayscale")
 

@@ -1,8 +1,11 @@
 """`ImageData`: the one object every data source returns and every trainer, tuner and exporter takes."""
 from __future__ import annotations
 
+import hashlib
+import os
 from dataclasses import dataclass, field
 
+import numpy as np
 import tensorflow as tf
 
 
@@ -22,6 +25,7 @@ class ImageData:
     class_counts: dict[str, int] = field(default_factory=dict)
     skipped: list[tuple[str, str]] = field(default_factory=list)
     batch_size: int | None = None
+    fingerprint: str | None = None  # of the examples (file list or array sample): resuming checks it
 
     @property
     def num_classes(self) -> int:
@@ -30,3 +34,31 @@ class ImageData:
     def __repr__(self) -> str:
         return (f"ImageData(num_classes={self.num_classes}, image_size={self.image_size}, "
                 f"batch_size={self.batch_size}, skipped={len(self.skipped)})")
+
+
+def files_fingerprint(root: str, *parts) -> str:
+    """Fingerprint of file lists (objects with `.path` and `.label`): each part's sorted (path relative to
+    `root`, label, size in bytes). Cheap (one stat per file); a copy of the folder elsewhere gives the same."""
+    digest = hashlib.sha1()
+    for files in parts:
+        rows = []
+        for f in files:
+            try:
+                size = os.path.getsize(f.path)
+            except OSError:
+                size = -1
+            rows.append((os.path.relpath(f.path, root).replace(os.sep, "/"), int(f.label), size))
+        digest.update(repr(sorted(rows)).encode())
+    return digest.hexdigest()[:16]
+
+
+def arrays_fingerprint(*arrays, full_bytes: int = 1 << 23) -> str:
+    """Fingerprint of arrays: shape, dtype and every byte of a small array, an evenly strided 8-16 MiB sample of a
+    large one."""
+    digest = hashlib.sha1()
+    for array in arrays:
+        array = np.ascontiguousarray(array)
+        digest.update(repr((array.shape, array.dtype.str)).encode())
+        flat = array.reshape(-1).view(np.uint8)
+        digest.update(flat[::max(1, flat.size // full_bytes)].tobytes())
+    return digest.hexdigest()[:16]

@@ -14,9 +14,10 @@ from typing import Any, Sequence
 import numpy as np
 import tensorflow as tf
 
-from cnnzoo._checks import check_choice, check_float, check_int, received
+from cnnzoo._checks import check_choice, check_directory, check_float, check_int, received
 from cnnzoo.data import images as _images
-from cnnzoo.data.imagedata import ImageData
+from cnnzoo.data.adapt import as_uint8
+from cnnzoo.data.imagedata import ImageData, arrays_fingerprint, files_fingerprint
 
 AUTOTUNE = tf.data.AUTOTUNE
 _AUTO_CACHE_BYTES = 1 << 30   # "auto" caches in memory up to 1 GiB of decoded pixels
@@ -44,6 +45,8 @@ def _check_common(image_size, batch_size, validation_split, seed, fit, cache, al
     if not (cache in ("auto", "memory", True, False, None) or isinstance(cache, (str, os.PathLike))):
         raise ValueError("`cache` must be 'auto', 'memory', True, False/None or a directory path. "
                          f"{received('cache', cache)}")
+    if isinstance(cache, (str, os.PathLike)) and cache not in ("auto", "memory"):
+        check_directory("cache", cache)   # an existing file there: ValueError naming `cache`
     return size, split
 
 
@@ -109,7 +112,7 @@ def _file_stream(files: Sequence[_images.ScannedFile], *, size, fit, batch_size,
                  cache) -> tf.data.Dataset:
     sources = np.array([f.source for f in files], dtype=object)
     labels = np.array([f.label for f in files], dtype=np.int32)
-    scales = np.array([f.scale for f in files], dtype=np.int32)
+    scales = np.array([f.codec for f in files], dtype=np.int32)   # decode's `scale`: 0 or a JPEG's downscale
     if shuffle:  # a seeded full permutation first: a cached stream then starts out well mixed
         order = np.random.default_rng(seed).permutation(len(sources))
         sources, labels, scales = sources[order], labels[order], scales[order]
@@ -117,7 +120,7 @@ def _file_stream(files: Sequence[_images.ScannedFile], *, size, fit, batch_size,
     if shuffle and cache is None:  # shuffle cheap file names, not decoded images
         ds = ds.shuffle(len(sources), seed=seed, reshuffle_each_iteration=True)
         shuffle = False
-    if scales.max(initial=1) > 1:
+    if scales.max(initial=0) > 0:
         ds = ds.map(lambda s, y, r: (_images.load(s, size, fit, r), y), num_parallel_calls=AUTOTUNE)
     else:
         ds = ds.map(lambda s, y, r: (_images.load(s, size, fit), y), num_parallel_calls=AUTOTUNE)
@@ -149,8 +152,10 @@ def from_directory(path: str | os.PathLike, *, image_size=(224, 224), batch_size
     """Images in one subfolder per class (sorted names are the classes), checked, split and streamed.
 
     Files: .jpg .jpeg .png .bmp .gif (first frame) .webp, in any colour mode; CMYK, palette, 16-bit, gray and
-    RGBA images become RGB. Unreadable files are skipped, listed in `.skipped` with the reason, and summarised
-    in one warning. If `path` holds `train/` and `val/` (or `validation/`) subfolders, those are the split and
+    RGBA images become RGB, EXIF-rotated JPEGs are turned upright: the decode rule the exported models' bytes
+    signature and `cnnzoo predict` apply too (cnnzoo.data.images). Symbolic links are followed, each real
+    folder and file once. Unreadable files and dangling links are skipped, listed in `.skipped` with the reason,
+    and summarised in one warning. If `path` holds `train/` and `val/` (or `validation/`) subfolders, those are the split and
     `validation_split` is not used; otherwise each class puts `validation_split` of its images (chosen by
     `seed`) in `.val`.
 
@@ -226,7 +231,8 @@ def from_directory(path: str | os.PathLike, *, image_size=(224, 224), batch_size
     def stream(files, part, shuffle_part):
         file_cache = cache_mode
         if cache_mode:
-            file_cache = _cache_file(cache_mode, (sorted(f.source for f in files), size, fit, seed), part)
+            file_cache = _cache_file(cache_mode, (sorted(f.source for f in files), size, fit, seed,
+                                                  _images.DECODE_RULE), part)
         return _file_stream(files, size=size, fit=fit, batch_size=batch_size, shuffle=shuffle_part, seed=seed,
                             cache=file_cache)
 
@@ -239,6 +245,7 @@ def from_directory(path: str | os.PathLike, *, image_size=(224, 224), batch_size
         class_counts={name: counts.get(i, 0) for i, name in enumerate(class_names)},
         skipped=skipped,
         batch_size=batch_size,
+        fingerprint=files_fingerprint(root, train_files, val_files),
     )
 
 
@@ -253,26 +260,7 @@ def _as_uint8_images(x: Any) -> np.ndarray:
         raise ValueError(f"`x` must have 1 or 3 channels (NHWC). Received: x.shape={x.shape}")
     if x.shape[0] == 0 or x.shape[1] == 0 or x.shape[2] == 0:
         raise ValueError(f"`x` holds no pixels. Received: x.shape={x.shape}")
-    if x.dtype == np.uint8:
-        out = x
-    elif np.issubdtype(x.dtype, np.floating):
-        if not np.all(np.isfinite(x)):
-            raise ValueError("`x` contains NaN or infinite values. Received: x.dtype=" + str(x.dtype))
-        low, high = float(x.min()), float(x.max())
-        if low < 0 or high > 255:
-            raise ValueError("Float `x` must hold pixels in [0, 1] or [0, 255]. "
-                             f"Received: x.min()={low}, x.max()={high}")
-        scale = 255.0 if high <= 1.0 else 1.0
-        out = np.clip(np.round(x * scale), 0, 255).astype(np.uint8)
-    elif np.issubdtype(x.dtype, np.integer) or x.dtype == bool:
-        low, high = int(x.min()), int(x.max())
-        if low < 0 or high > 255:
-            raise ValueError("Integer `x` must hold pixels in [0, 255]. "
-                             f"Received: x.min()={low}, x.max()={high}")
-        out = x.astype(np.uint8)
-    else:
-        raise TypeError(f"`x` must be uint8, integer or float pixels. Received: x.dtype={x.dtype}")
-    return out
+    return as_uint8(x, "x")   # the pixel rule of every data argument (cnnzoo.data.adapt)
 
 
 def _as_int_labels(y: Any, class_names) -> tuple[np.ndarray, list[str]]:
@@ -328,8 +316,9 @@ def from_arrays(x, y, *, class_names: Sequence[str] | None = None, image_size=No
                 shuffle: bool = True) -> ImageData:
     """Images already in memory: NHWC numpy/tf arrays, uint8 or float, 1 or 3 channels.
 
-    Float pixels in [0, 1] are scaled to 0..255, float or integer pixels in [0, 255] are kept; 1-channel
-    images are repeated to RGB. Labels are class ids (ints) or class names (strings; sorted unless
+    Float pixels in [0, 1] are scaled to 0..255, float or integer pixels in [0, 255] are kept; floats that are
+    neither for sure (negative, above 255, NaN, mostly [0, 1] with values above 1) raise a ValueError (the pixel
+    rule of `cnnzoo.data.adapt`). 1-channel images are repeated to RGB. Labels are class ids (ints) or class names (strings; sorted unless
     `class_names` gives the order). The split is stratified by class and fixed by `seed`.
 
     Example:
@@ -364,6 +353,7 @@ def from_arrays(x, y, *, class_names: Sequence[str] | None = None, image_size=No
         class_counts={name: int(c) for name, c in zip(names, counts)},
         skipped=[],
         batch_size=batch_size,
+        fingerprint=arrays_fingerprint(images, labels, train_idx),
     )
 
 

@@ -93,23 +93,16 @@ def fit_temperature(logits, labels) -> float:
 
 
 def _stream(data, split: str):
-    """A tf.data stream of (images, labels) batches, and class names when the data knows them."""
-    names = getattr(data, "class_names", None)
-    if hasattr(data, "train") and hasattr(data, "val"):
-        stream = getattr(data, split)
-        if stream is None:
-            raise ValueError(f"The data has no {split!r} split; pass split='train' or a dataset. "
-                             + received("split", split))
-        return stream, names
-    if isinstance(data, tf.data.Dataset):
-        return data, names
-    if isinstance(data, (tuple, list)) and len(data) == 2:
-        x, y = (np.asarray(part) for part in data)
-        if len(x) != len(y):
-            raise ValueError(f"Images and labels differ in length. Received: data=(x of {len(x)}, y of {len(y)})")
-        return tf.data.Dataset.from_tensor_slices((x, y)).batch(64), names
-    raise TypeError("`data` must be an ImageData, a tf.data.Dataset of (images, labels) batches, or a tuple "
-                    "(images, labels). " + received("data", type(data).__name__))
+    """A tf.data stream of (images, labels) batches (cnnzoo.data.adapt), and class names when the data knows them."""
+    from cnnzoo.data.adapt import stream
+
+    return stream(data, name="data", split=split, labels=True, batch_size=64), _class_names(data)
+
+
+def _class_names(data):
+    from cnnzoo.data.imagedata import ImageData
+
+    return list(data.class_names) if isinstance(data, ImageData) else None
 
 
 def predict_probabilities(model, data, *, split: str = "val"):
@@ -375,8 +368,7 @@ def evaluate(model, data, *, split: str = "val", top_k=(5,), n_bins: int = 15, c
     ks = (top_k,) if isinstance(top_k, int) else tuple(top_k)
     for k in ks:
         check_int("top_k", k, minimum=1)
-    _, names = _stream(data, split)
-    names = class_names or names
+    names = class_names or _class_names(data)
     if names is not None and len(names) != num_outputs(model):
         raise ValueError(f"The data has {len(names)} classes but the model's head has {num_outputs(model)} "
                          f"outputs. Received: data.num_classes={len(names)}")

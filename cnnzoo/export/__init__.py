@@ -15,7 +15,8 @@ from cnnzoo.export.exporter import DEFAULT_FORMATS, FORMATS, export
 from cnnzoo.export.parity import ParityError
 from cnnzoo.export.prepare import inference_model, is_augmentation
 from cnnzoo.export.report import ExportReport
-from cnnzoo.export.runners import Runner, as_rgb_uint8, load_runner, measure_latency
+from cnnzoo.data.adapt import as_rgb_uint8
+from cnnzoo.export.runners import Runner, load_runner, measure_latency
 
 __all__ = ["export", "ExportReport", "ParityError", "FORMATS", "DEFAULT_FORMATS", "load_runner", "Runner",
            "as_rgb_uint8", "measure_latency", "inference_model", "is_augmentation"]

@@ -2,13 +2,16 @@
 
 Everything is written to a hidden staging directory inside `out_dir` (TF Serving ignores non-numeric names) and
 renamed to `out_dir/<version>/` only after every format has been reloaded, run and compared with the Keras model.
+Staging directories a killed export left behind are removed by the next export into the same `out_dir`.
 """
 from __future__ import annotations
 
 import contextlib
 import logging
 import os
+import re
 import shutil
+import socket
 import time
 import uuid
 import warnings
@@ -18,7 +21,7 @@ from typing import Sequence
 import numpy as np
 import tensorflow as tf
 
-from cnnzoo._checks import check_choice, check_int, received
+from cnnzoo._checks import check_choice, check_directory, check_int, received
 from cnnzoo.export import card as card_lib
 from cnnzoo.export import parity as parity_lib
 from cnnzoo.export.prepare import augmentation_layers, inference_model
@@ -27,10 +30,9 @@ from cnnzoo.export.runners import CARD_FILE, KerasRunner, load_runner, measure_l
 from cnnzoo.export.samples import Samples, calibration_and_holdout, collect
 from cnnzoo.export.serving import FITS, RawImageModel, input_size_of
 from cnnzoo.introspect import has_classifier, is_mixed_precision
+from cnnzoo.options import DEFAULT_EXPORT_FORMATS, EXPORT_FORMATS, TFLITE_FORMATS
 
-TFLITE_FORMATS = ("tflite_fp32", "tflite_fp16", "tflite_dynamic", "tflite_int8")
-FORMATS = ("saved_model", *TFLITE_FORMATS, "onnx", "keras")
-DEFAULT_FORMATS = ("saved_model", "tflite_int8", "onnx")
+FORMATS, DEFAULT_FORMATS = EXPORT_FORMATS, DEFAULT_EXPORT_FORMATS
 KERAS_FILE = "model.keras"
 log = logging.getLogger("cnnzoo.export")
 
@@ -98,7 +100,7 @@ def export(model, out_dir, *, formats: Sequence[str] | str = DEFAULT_FORMATS, cl
         raise ValueError("`representative_data` is required to calibrate tflite_int8 (an ImageData, a dataset or "
                          "an array of training images). Received: representative_data=None")
 
-    out_dir = Path(out_dir)
+    out_dir = Path(check_directory("out_dir", out_dir))
     version = _next_version(out_dir, version)
     stripped = augmentation_layers(model)
     clean = inference_model(model)
@@ -118,8 +120,9 @@ def export(model, out_dir, *, formats: Sequence[str] | str = DEFAULT_FORMATS, cl
     if parity_data is not None:
         holdout, disjoint = collect(parity_data, holdout_images, size, "parity_data", fit), True
 
-    out_dir.mkdir(parents=True, exist_ok=True)
-    staging = out_dir / f".cnnzoo-export-{version}-{uuid.uuid4().hex[:8]}"
+    check_directory("out_dir", out_dir, create=True)
+    remove_stale_staging(out_dir)
+    staging = out_dir / _staging_name(version)
     staging.mkdir()
     try:
         report = _write_and_check(
@@ -150,6 +153,55 @@ def export(model, out_dir, *, formats: Sequence[str] | str = DEFAULT_FORMATS, cl
     report.version = version
     report.paths = {fmt: final / path.relative_to(staging) for fmt, path in report.paths.items()}
     return report
+
+
+# Staging directories: ".cnnzoo-export-<version>-<random>.<pid>@<host>" (TF Serving skips names that are not
+# numbers). The writer's pid and host let the next export remove what a killed export left behind, and only that.
+STAGING_PREFIX = ".cnnzoo-export-"
+STALE_AFTER_S = 24 * 3600   # a staging dir of another host (or an unnamed writer) untouched this long is stale
+_STAGING = re.compile(r"^\.cnnzoo-export-\d+-[0-9a-f]{8}(?:\.(?P<pid>\d+)@(?P<host>[A-Za-z0-9._-]+))?$")
+
+
+def _host() -> str:
+    return re.sub(r"[^A-Za-z0-9._-]", "_", socket.gethostname()) or "localhost"
+
+
+def _staging_name(version: int) -> str:
+    return f"{STAGING_PREFIX}{version}-{uuid.uuid4().hex[:8]}.{os.getpid()}@{_host()}"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:   # another user's process
+        return True
+    return True
+
+
+def remove_stale_staging(out_dir, *, stale_after_s: float = STALE_AFTER_S) -> list[str]:
+    """Delete the staging directories in `out_dir` that killed exports left: those whose writer (a process of
+    this host) is gone, and those of other hosts or unknown writers untouched for `stale_after_s` seconds. The
+    staging directory of an export still running, in this process or another, is kept. Returns the names removed.
+    """
+    removed = []
+    for entry in Path(out_dir).iterdir() if Path(out_dir).is_dir() else ():
+        match = _STAGING.match(entry.name)
+        if match is None or not entry.is_dir():
+            continue
+        if match["pid"] and match["host"] == _host() and os.name == "posix":
+            stale = not _alive(int(match["pid"]))
+        else:
+            try:
+                stale = time.time() - entry.stat().st_mtime > stale_after_s
+            except OSError:   # removed meanwhile
+                continue
+        if stale:
+            shutil.rmtree(entry, ignore_errors=True)
+            removed.append(entry.name)
+            log.info("removed %s, left in %s by an export that did not finish", entry.name, out_dir)
+    return removed
 
 
 def _write_and_check(wrapped: RawImageModel, staging: Path, formats: list[str], *, model_name: str,
@@ -276,7 +328,9 @@ def _next_version(out_dir: Path, version) -> int:
 def _class_names(model, class_names, data) -> list[str]:
     classes = int(model.output_shape[-1])
     if class_names is None:
-        class_names = getattr(data, "class_names", None) or [str(i) for i in range(classes)]
+        from cnnzoo.data.imagedata import ImageData
+
+        class_names = (isinstance(data, ImageData) and data.class_names) or [str(i) for i in range(classes)]
     if isinstance(class_names, str) or not all(isinstance(c, str) and c for c in class_names):
         raise TypeError(f"`class_names` must be a list of non-empty strings. {received('class_names', class_names)}")
     class_names = list(class_names)

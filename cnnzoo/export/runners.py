@@ -17,38 +17,13 @@ from typing import Sequence
 import numpy as np
 
 from cnnzoo._checks import check_int, received
+from cnnzoo.data.adapt import as_rgb_uint8  # owned by cnnzoo.data; kept importable from here
 
 #: File names inside an export version directory.
 CARD_FILE = "model_card.json"
 METADATA_FILE = "cnnzoo.json"          # assets.extra/cnnzoo.json in a SavedModel; a TFLite metadata entry
 LABELS_FILE = "labels.txt"
 ONNX_METADATA_KEY = "cnnzoo"
-
-
-def as_rgb_uint8(images, name: str = "images") -> np.ndarray:
-    """Check and convert images to uint8 RGB [N, H, W, 3].
-
-    One image [H, W, C] gets a batch axis; grayscale ([..., 1] or [N, H, W]) is repeated to RGB and the alpha
-    channel of RGBA is dropped. Anything that is not uint8 raises: a float image may be scaled 0..1 or already
-    normalized, and guessing would silently change every prediction.
-    """
-    images = np.asarray(images)
-    if images.dtype != np.uint8:
-        raise TypeError(f"`{name}` must be uint8 raw pixels 0..255 (the exported models resize and normalize "
-                        "themselves); convert with np.clip(x, 0, 255).astype('uint8') if they are 0..255 "
-                        f"values of another type. Received: {name}.dtype={images.dtype}")
-    if images.ndim == 2:                                   # one grayscale image
-        images = images[None, :, :, None]
-    elif images.ndim == 3:
-        images = images[None] if images.shape[-1] in (1, 3, 4) else images[..., None]
-    if images.ndim != 4 or images.shape[-1] not in (1, 3, 4):
-        raise ValueError(f"`{name}` must be images [N, H, W, C] with C in 1 (gray), 3 (RGB) or 4 (RGBA). "
-                         f"Received: {name}.shape={images.shape}")
-    if images.shape[-1] == 1:
-        images = np.repeat(images, 3, axis=-1)
-    elif images.shape[-1] == 4:
-        images = images[..., :3]
-    return np.ascontiguousarray(images)
 
 
 def resize_uint8(images: np.ndarray, size: tuple[int, int], fit: str = "stretch") -> np.ndarray:
@@ -135,7 +110,12 @@ class SavedModelRunner(Runner):
         labels = _read_labels(Path(path) / "assets" / LABELS_FILE)
         super().__init__(path=path, input_size=meta.get("input_size"), class_names=labels or meta.get("class_names"),
                          fit=meta.get("fit", "stretch"))
-        self.loaded = tf.saved_model.load(str(path))
+        try:
+            self.loaded = tf.saved_model.load(str(path))
+        except (FileNotFoundError, PermissionError):
+            raise
+        except Exception as error:  # a corrupt saved_model.pb or variables: TF raises OSError, ValueError, ...
+            raise unreadable_model("SavedModel", path, error) from error
         if signature not in self.loaded.signatures:
             raise ValueError(f"`signature` must be one of {sorted(self.loaded.signatures)}. "
                              f"{received('signature', signature)}")
@@ -168,9 +148,12 @@ class TFLiteRunner(Runner):
         from ai_edge_litert.interpreter import Interpreter
 
         data = Path(path).read_bytes()
-        meta = tflite_metadata(data)
-        self.interpreter = Interpreter(model_content=data, num_threads=num_threads)
-        self.interpreter.allocate_tensors()
+        try:
+            meta = tflite_metadata(data)
+            self.interpreter = Interpreter(model_content=data, num_threads=num_threads)
+            self.interpreter.allocate_tensors()
+        except Exception as error:  # a truncated flatbuffer: struct.error, ValueError, RuntimeError, ...
+            raise unreadable_model(".tflite model", path, error) from error
         self._input = self.interpreter.get_input_details()[0]
         self._output = self.interpreter.get_output_details()[0]
         height, width = (int(v) for v in self._input["shape"][1:3])
@@ -221,7 +204,10 @@ class ONNXRunner(Runner):
     def __init__(self, path, *, providers: Sequence[str] = ("CPUExecutionProvider",)):
         import onnxruntime as ort
 
-        self.session = ort.InferenceSession(str(path), providers=list(providers))
+        try:
+            self.session = ort.InferenceSession(str(path), providers=list(providers))
+        except Exception as error:  # onnxruntime's InvalidProtobuf, Fail, ... (not ValueError subclasses)
+            raise unreadable_model(".onnx model", path, error) from error
         self._input = self.session.get_inputs()[0]
         meta = self.session.get_modelmeta().custom_metadata_map
         info = json.loads(meta[ONNX_METADATA_KEY]) if ONNX_METADATA_KEY in meta else {}
@@ -269,15 +255,38 @@ def load_runner(source, **kwargs) -> Runner:
     if suffix == ".onnx":
         return ONNXRunner(path, **kwargs)
     if suffix == ".keras":
-        import cnnzoo  # noqa: F401  registers cnnzoo layers for deserialization
         card = _read_json(path.parent / CARD_FILE)
         kwargs.setdefault("class_names", card.get("class_names"))
         if card.get("input", {}).get("size"):
             kwargs.setdefault("input_size", tuple(card["input"]["size"]))
         kwargs.setdefault("fit", card.get("preprocessing", {}).get("resize", {}).get("fit", "stretch"))
-        return KerasRunner(keras.saving.load_model(path, compile=False), path=path, **kwargs)
+        return KerasRunner(load_keras_file(path), path=path, **kwargs)
     raise ValueError(f"`source` must be a SavedModel directory or a .keras, .tflite or .onnx file. "
                      f"{received('source', str(source))}")
+
+
+def load_keras_file(path, name: str = "source"):
+    """`keras.saving.load_model(path, compile=False)` with cnnzoo's layers registered; a file Keras cannot read
+    (truncated, not a .keras zip, unknown layers) raises ValueError naming `name` and the path."""
+    import keras
+
+    import cnnzoo
+
+    cnnzoo._register_layers()
+    try:
+        return keras.saving.load_model(path, compile=False)
+    except (FileNotFoundError, PermissionError):
+        raise
+    except Exception as error:  # Keras says "File not found" for a corrupt zip, TypeError for unknown layers
+        raise unreadable_model(".keras model", path, error, name) from error
+
+
+def unreadable_model(kind: str, path, error: Exception, name: str = "source") -> ValueError:
+    """The ValueError for a model file a loader could not read: names the file, the library's reason on one line."""
+    reason = " ".join(str(error).split())
+    reason = reason if len(reason) <= 300 else reason[:297] + "..."
+    return ValueError(f"Cannot read {str(path)!r} as a {kind}: it is truncated, corrupt or another format "
+                      f"({type(error).__name__}: {reason}). {received(name, str(path))}")
 
 
 def measure_latency(runner: Runner, image: np.ndarray, *, repeats: int = 20, warmup: int = 3) -> dict:

@@ -16,8 +16,8 @@ import tensorflow as tf
 from cnnzoo._checks import check_choice, check_int, received
 from cnnzoo.data import images as data_images
 from cnnzoo.introspect import returns_logits
+from cnnzoo.options import FITS
 
-FITS = ("stretch", "crop", "pad")
 INTERPOLATION = "bilinear"      # cnnzoo.data resizes bilinearly; recorded in every artifact's metadata
 
 
@@ -74,24 +74,15 @@ class RawImageModel:
     def decode(self, image_bytes) -> tf.Tensor:
         """tf.string [B] of JPEG/PNG/GIF/BMP -> uint8 [B, h, w, 3] at the training size.
 
-        The decode and resize of cnnzoo.data's file pipeline (large JPEGs decode DCT-downscaled there too).
-        Grayscale and RGBA files become RGB; bytes that are no image raise InvalidArgumentError ("Unknown image
-        file format").
+        cnnzoo's one decode rule (`cnnzoo.data.images.decode_file`: DCT-downscaled JPEGs turned by their EXIF
+        orientation, BMP palettes applied, gray and RGBA made RGB), then the training resize. Bytes the rule cannot
+        decode (no image, truncated, RLE or OS/2 BMP, TIFF, ...) raise InvalidArgumentError: the graph never
+        decodes a file differently from training.
         """
         target = max(self.input_size)
 
         def one(contents):
-            # The JPEG DCT downscale the training pipeline picks per file (data_images.jpeg_scale), in-graph.
-            def jpeg_scale():
-                shape = tf.image.extract_jpeg_shape(contents)
-                shorter = tf.minimum(shape[0], shape[1])
-                scale = tf.constant(1, tf.int32)
-                for ratio in (2, 4, 8):
-                    scale = tf.where(shorter // ratio >= target, ratio, scale)
-                return scale
-
-            scale = tf.cond(tf.io.is_jpeg(contents), jpeg_scale, lambda: tf.constant(1, tf.int32))
-            return data_images.resize(data_images.decode(contents, scale), self.input_size, self.fit)
+            return data_images.resize(data_images.decode_file(contents, target), self.input_size, self.fit)
 
         spec = tf.TensorSpec([*self.input_size, 3], tf.uint8)
         return tf.map_fn(one, image_bytes, fn_output_signature=spec)

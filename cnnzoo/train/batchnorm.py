@@ -53,23 +53,10 @@ def auto_momentum(model, steps_per_epoch: int):
 
 
 def _images(data):
-    """A tf.data stream of image batches from an ImageData, a dataset of (x, y) / x, or an array."""
-    stream = getattr(data, "train", data)
-    if isinstance(stream, tf.data.Dataset):
-        spec = stream.element_spec
-        if isinstance(spec, tuple):
-            stream = stream.map(lambda x, *rest: x)
-        return stream
-    try:
-        import numpy as np
+    """A tf.data stream of image batches from an ImageData, a dataset of (x, y) / x, or an array (cnnzoo.data.adapt)."""
+    from cnnzoo.data.adapt import stream
 
-        array = np.asarray(stream)
-    except Exception:  # noqa: BLE001 - reported below with the type name
-        array = None
-    if array is None or array.ndim != 4:
-        raise TypeError("`data` must be an ImageData, a tf.data.Dataset of images or (images, labels), or an "
-                        "array of images [N, H, W, C]. " + received("data", type(data).__name__))
-    return tf.data.Dataset.from_tensor_slices(array).batch(32)
+    return stream(data, name="data", split="train", labels=False, batch_size=32)
 
 
 def recalibrate_bn(model, data, *, steps: int | None = None, layers=None) -> int:

@@ -10,6 +10,11 @@ The recipe (fastai's stages, Keras' BatchNorm rule):
 
 Groups come from `cnnzoo.registry.finetune_groups(model)` ("stem", "stage1".., "head"), never layer indices.
 
+A model whose BatchNorm layers have never seen data (every moving mean 0 and variance 1, as a fresh
+`create_model(..., weights=None)`) has no pretrained features to protect: `finetune` then trains it as `fit`
+would (every group, BatchNorm trained, one rate per stage, `fit`'s augmentation) and logs that it did
+(`from_scratch="auto"`; True or False decides it yourself).
+
 Example:
     >>> result = cnnzoo.finetune("mobilenet_v2", data, stages=[
     ...     cnnzoo.Stage("head", epochs=3, learning_rate=1e-3),
@@ -19,16 +24,21 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import logging
 import numbers
 
 import keras
+import numpy as np
 
-from cnnzoo._checks import check_choice, check_float, check_int, received
+from cnnzoo._checks import check_choice, check_int, check_positive_finite, received
+from cnnzoo.data.imagedata import ImageData
 from cnnzoo.introspect import all_layers, batchnorm_layers, num_outputs
 from cnnzoo.train._model import replace_head
-from cnnzoo.train.fit import FitResult, _Plan, _run_stages, check_stage_options
+from cnnzoo.train.fit import RUN_OPTIONS, FitResult, _Plan, _run_stages, check_stage_options
 
-__all__ = ["finetune", "Stage", "FineTuneResult", "default_stages", "DEFAULT_MULTIPLIERS"]
+__all__ = ["finetune", "Stage", "FineTuneResult", "default_stages", "DEFAULT_MULTIPLIERS", "untrained_batchnorm"]
+
+log = logging.getLogger("cnnzoo.train")
 
 DEFAULT_MULTIPLIERS = (1.0, 0.3, 0.1)
 
@@ -66,7 +76,7 @@ class Stage:
             learning_rate = options.pop("lr")
         self.unfreeze = unfreeze
         self.epochs = check_int("epochs", epochs, minimum=1)
-        self.learning_rate = check_float("learning_rate", learning_rate, minimum=0.0, exclusive_minimum=True)
+        self.learning_rate = check_positive_finite("learning_rate", learning_rate)
         self.train_bn = bool(options.pop("train_bn", False))
         options.setdefault("lr_multipliers", DEFAULT_MULTIPLIERS)
         _check_multipliers(options["lr_multipliers"])
@@ -87,11 +97,11 @@ def _check_multipliers(value):
         return
     if isinstance(value, dict):
         for key, factor in value.items():
-            check_float(f"lr_multipliers[{key!r}]", factor, minimum=0.0, exclusive_minimum=True)
+            check_positive_finite(f"lr_multipliers[{key!r}]", factor)
         return
     if isinstance(value, (list, tuple)) and value:
         for i, factor in enumerate(value):
-            check_float(f"lr_multipliers[{i}]", factor, minimum=0.0, exclusive_minimum=True)
+            check_positive_finite(f"lr_multipliers[{i}]", factor)
         return
     raise TypeError("`lr_multipliers` must be a tuple of factors from the head down, a {group: factor} dict, "
                     "or None. " + received("lr_multipliers", value))
@@ -113,9 +123,25 @@ def default_stages(head_epochs: int = 3, tune_epochs: int = 5, learning_rate: fl
 @dataclasses.dataclass
 class FineTuneResult(FitResult):
     """What `finetune` returns: `.model` (float32), `.history` (per epoch, with a "stage" column) and
-    `.stages` (per stage: the groups trained and their learning-rate factors)."""
+    `.stages` (per stage: the groups trained and their learning-rate factors) and `.from_scratch` (True when the
+    model was trained as from scratch, see `untrained_batchnorm`)."""
 
     stages: list = dataclasses.field(default_factory=list)
+    from_scratch: bool = False
+
+
+def untrained_batchnorm(model) -> bool:
+    """True when `model` has BatchNorm layers and none has seen data: every moving mean is exactly 0 and every
+    moving variance exactly 1, their initial values (a model created without weights, never trained).
+
+    Example:
+        >>> untrained_batchnorm(cnnzoo.create_model("mobilenet_v2_035", weights=None))   # doctest: +SKIP
+        True
+    """
+    layers = batchnorm_layers(model)
+    return bool(layers) and all(
+        np.all(keras.ops.convert_to_numpy(layer.moving_mean) == 0.0)
+        and np.all(keras.ops.convert_to_numpy(layer.moving_variance) == 1.0) for layer in layers)
 
 
 def _selected_groups(stage: Stage, names: list[str]) -> list[str]:
@@ -159,10 +185,10 @@ def _group_factors(stage: Stage, chosen: list[str]) -> dict[str, float]:
 
 def _groups_of(model, groups):
     if groups is None:
-        from cnnzoo import registry
+        from cnnzoo.models import finetune_groups  # the zoo: the registry with every family registered
 
         try:
-            groups = registry.finetune_groups(model)
+            groups = finetune_groups(model)
         except (KeyError, ValueError, AttributeError) as error:
             raise ValueError(f"cnnzoo cannot tell this model's fine-tuning groups ({error}); pass "
                              "groups={name: [layers]} (ordered input -> output, with a 'head'). "
@@ -187,20 +213,23 @@ def _variables_of(layers) -> list:
     return out
 
 
-def finetune(model_or_name, data, *, stages=None, augment="standard", mixed_precision="auto", strategy=None,
+def finetune(model_or_name, data, *, stages=None, augment="auto", mixed_precision="auto", strategy=None,
              checkpoint_dir=None, head: str = "keep", groups=None, weights="imagenet", seed: int | None = None,
-             **train_kwargs) -> FineTuneResult:
+             from_scratch="auto", **train_kwargs) -> FineTuneResult:
     """Fine-tune a pretrained model in stages (default: head only, then the top groups at lower rates).
 
     Args:
         model_or_name: keras.Model, or a registered model name (created for `data` with `weights`).
         data: ImageData.
         stages: list of `Stage`, or None for `default_stages()`.
-        augment: augmentation policy for the train stream ("standard", "light", "none", a keras layer...).
+        augment: augmentation policy for the train stream ("standard", "light", "none", a keras layer...);
+            "auto": "standard", or `fit`'s default (none) when training as from scratch.
         mixed_precision / strategy / checkpoint_dir: as in `fit` (a killed run resumes at its last epoch).
         head: "keep" (the head must have data.num_classes outputs) or "new" (a fresh classifier).
         groups: {group name: [layers or layer names]} for models the registry does not know.
         weights: weights for a model given by name ("imagenet", a file path, or None).
+        from_scratch: "auto" (when `untrained_batchnorm(model)`: every stage trains all groups, BatchNorm
+            included, at one rate, as `fit` would; logged), True (always so) or False (the recipe, always).
         **train_kwargs: run options (`log_dir`, `callbacks`, `verbose`, `steps_per_epoch`) and default
             per-stage options (`optimizer`, `label_smoothing`, ...) that a Stage's own options override.
 
@@ -213,18 +242,18 @@ def finetune(model_or_name, data, *, stages=None, augment="standard", mixed_prec
         >>> cnnzoo.evaluate(result.model, data).accuracy
     """
     check_choice("head", head, ("keep", "new"))
+    check_choice("from_scratch", from_scratch, ("auto", True, False))
     if stages is None:
         stages = default_stages()
     if not isinstance(stages, (list, tuple)) or not stages or not all(isinstance(s, Stage) for s in stages):
         raise TypeError("`stages` must be a non-empty list of cnnzoo.Stage. " + received("stages", stages))
-    run_keys = {"log_dir", "callbacks", "verbose", "steps_per_epoch"}
-    run_kwargs = {k: train_kwargs.pop(k) for k in list(train_kwargs) if k in run_keys}
+    run_kwargs = {k: train_kwargs.pop(k) for k in list(train_kwargs) if k in RUN_OPTIONS}
     stage_defaults = dict(train_kwargs)
     check_stage_options(stage_defaults)
     if isinstance(model_or_name, str):
         import cnnzoo
 
-        if not hasattr(data, "num_classes"):
+        if not isinstance(data, ImageData):
             raise TypeError("`data` must be an ImageData. " + received("data", type(data).__name__))
         model = cnnzoo.create_model(model_or_name, num_classes=data.num_classes,
                                     input_shape=(*data.image_size, 3), weights=weights)
@@ -234,10 +263,10 @@ def finetune(model_or_name, data, *, stages=None, augment="standard", mixed_prec
         raise TypeError("`model_or_name` must be a keras.Model or a registered model name. "
                         + received("model_or_name", model_or_name))
     if head == "new":
-        if not hasattr(data, "num_classes"):
+        if not isinstance(data, ImageData):
             raise TypeError("head='new' needs an ImageData. " + received("data", type(data).__name__))
         model = replace_head(model, data.num_classes, seed=seed)
-    elif hasattr(data, "num_classes") and num_outputs(model) != data.num_classes:
+    elif isinstance(data, ImageData) and num_outputs(model) != data.num_classes:
         raise ValueError(f"The data has {data.num_classes} classes but the model's head has "
                          f"{num_outputs(model)} outputs; pass head='new' to train a fresh classifier. "
                          f"Received: data.num_classes={data.num_classes}")
@@ -245,20 +274,27 @@ def finetune(model_or_name, data, *, stages=None, augment="standard", mixed_prec
     # Groups by layer name: the model may be rebuilt (mixed precision, strategy) with new layer objects.
     groups = {name: [layer.name for layer in layers] for name, layers in _groups_of(model, groups).items()}
     group_names = list(groups)
+    scratch = _decide_scratch(model, from_scratch, augment)
+    if augment == "auto":
+        augment = None if scratch else "standard"   # None: what `fit` uses by default
     summaries, plans = [], []
     for stage in stages:
         chosen = _selected_groups(stage, group_names)
         factors = _group_factors(stage, chosen)
+        train_bn = stage.train_bn
+        if scratch:   # nothing pretrained to protect: every group, BN trained, one rate
+            chosen, train_bn = list(reversed(group_names)), True
+            factors = {g: 1.0 for g in chosen}
         options = dict(stage_defaults, **stage.options, learning_rate=stage.learning_rate)
         options.pop("lr_multipliers")
         options = check_stage_options(options)
         summaries.append({"unfreeze": stage.unfreeze, "groups": chosen, "lr_multipliers": factors,
-                          "epochs": stage.epochs, "learning_rate": stage.learning_rate, "train_bn": stage.train_bn})
+                          "epochs": stage.epochs, "learning_rate": stage.learning_rate, "train_bn": train_bn,
+                          "from_scratch": scratch})
         plans.append(_Plan(epochs=stage.epochs, options=options, name=f"stage{len(plans)}",
-                           prepare=_preparer(groups, chosen, stage.train_bn),
+                           prepare=_preparer(groups, chosen, train_bn),
                            multipliers=_multiplier_fn(groups, factors),
-                           describe={"groups": chosen, "train_bn": stage.train_bn,
-                                     "lr_multipliers": factors}))
+                           describe={"groups": chosen, "train_bn": train_bn, "lr_multipliers": factors}))
 
     original = {id(layer): layer.trainable for layer in all_layers(model)}
     original_names = {layer.name: layer.trainable for layer in all_layers(model)}
@@ -271,7 +307,25 @@ def finetune(model_or_name, data, *, stages=None, augment="standard", mixed_prec
                          checkpoint_dir=checkpoint_dir, augment=augment, seed=seed, result_cls=FineTuneResult,
                          finalize=restore_flags, **run_kwargs)
     result.stages = summaries
+    result.from_scratch = scratch
     return result
+
+
+def _decide_scratch(model, from_scratch, augment) -> bool:
+    """Whether to train as from scratch (see `finetune`'s `from_scratch`), logged when it is so."""
+    if from_scratch != "auto" and not from_scratch:
+        return False
+    shown = "none (fit's default)" if augment == "auto" else repr(augment)
+    what = f"every group trains, BatchNorm included, at one learning rate per stage, with augmentation {shown}"
+    if from_scratch != "auto":
+        log.info("finetune(from_scratch=True): %s.", what)
+        return True
+    if not untrained_batchnorm(model):
+        return False
+    log.warning("finetune: every BatchNorm layer of %r still has its initial statistics (moving mean 0, variance "
+                "1): the model was never trained, so there are no pretrained features to keep frozen. Training it "
+                "as from scratch: %s. Pass from_scratch=False to keep the fine-tuning recipe.", model.name, what)
+    return True
 
 
 def _preparer(groups_spec, chosen, train_bn):

@@ -14,13 +14,13 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from cnnzoo._checks import check_choice, check_float, check_int, received
+from cnnzoo._checks import check_choice, check_float, check_int, check_positive_finite, received
 from cnnzoo.train import schedules as _schedules
 from cnnzoo.introspect import all_layers, num_outputs, outputs_probabilities
 from cnnzoo.train.batchnorm import auto_momentum, recalibrate_bn, trained_batchnorm_layers
-from cnnzoo.train.checkpoints import Checkpointer
+from cnnzoo.train.checkpoints import Checkpointer, data_fingerprint, describe, model_fingerprint
 from cnnzoo.train.distribute import broadcast_from_chief, get_strategy, is_chief, multiworker_fit_fix
-from cnnzoo.train.optimizers import make_optimizer
+from cnnzoo.train.optimizers import OPTIMIZER_NAMES, make_optimizer
 from cnnzoo.train.precision import float32_model, mixed_model, resolve_policy
 
 __all__ = ["fit", "FitResult"]
@@ -47,6 +47,8 @@ STAGE_DEFAULTS = dict(
     global_clipnorm=None, clipvalue=None, early_stopping=None, monitor=None, min_delta=0.0,
     restore_best_weights=True, lr_multipliers=None, bn_momentum="auto", recalibrate_bn="auto",
 )
+# Options of the whole run, not of a stage (`finetune` takes them in **train_kwargs and hands them to the run).
+RUN_OPTIONS = ("log_dir", "callbacks", "verbose", "steps_per_epoch")
 
 
 @dataclasses.dataclass
@@ -134,11 +136,11 @@ def check_stage_options(options: dict) -> dict:
     full = dict(STAGE_DEFAULTS, **options)
     opt = full["optimizer"]
     if not isinstance(opt, keras.optimizers.Optimizer):
-        check_choice("optimizer", opt, ("adamw", "sgd", "adam"))
-    check_float("learning_rate", full["learning_rate"], minimum=0.0, exclusive_minimum=True)
+        check_choice("optimizer", opt, OPTIMIZER_NAMES)
+    check_positive_finite("learning_rate", full["learning_rate"])
     if not isinstance(full["schedule"], keras.optimizers.schedules.LearningRateSchedule):
         check_choice("schedule", full["schedule"], (None,) + _schedules.SCHEDULE_NAMES)
-    check_float("warmup_epochs", full["warmup_epochs"], minimum=0.0)
+    check_float("warmup_epochs", full["warmup_epochs"], minimum=0.0, finite=True)
     check_float("label_smoothing", full["label_smoothing"], minimum=0.0, maximum=0.99)
     if full["early_stopping"] is not None:
         check_int("early_stopping", full["early_stopping"], minimum=0)
@@ -147,7 +149,26 @@ def check_stage_options(options: dict) -> dict:
     if full["schedule_options"] is not None and not isinstance(full["schedule_options"], dict):
         raise TypeError("`schedule_options` must be a dict. "
                         + received("schedule_options", full["schedule_options"]))
+    _check_numbers(full)
     return full
+
+
+def _check_numbers(full: dict) -> None:
+    """The numeric options: finite and in range (inf or NaN would train to NaN); schedule options by a dry run."""
+    if full["weight_decay"] not in ("default", None):
+        check_float("weight_decay", full["weight_decay"], minimum=0.0, finite=True)
+    check_float("momentum", full["momentum"], minimum=0.0, maximum=1.0)
+    for name in ("clipnorm", "global_clipnorm", "clipvalue"):
+        if full[name] is not None:
+            check_positive_finite(name, full[name])
+    check_float("min_delta", full["min_delta"], minimum=0.0, finite=True)
+    schedule = full["schedule"]
+    if schedule == "plateau":
+        _schedules.reduce_on_plateau(**_plateau_options(full))
+    elif not isinstance(schedule, keras.optimizers.schedules.LearningRateSchedule):
+        # Built once for a nominal 10 x 10-step run, so a bad option fails here, not after earlier stages trained.
+        _schedules.get(schedule, learning_rate=full["learning_rate"], total_steps=100, steps_per_epoch=10,
+                       **(full["schedule_options"] or {}))
 
 
 def expand_multipliers(model, mapping: dict) -> dict:
@@ -156,7 +177,7 @@ def expand_multipliers(model, mapping: dict) -> dict:
     layers = {layer.name: layer for layer in all_layers(model)}
     out = {}
     for key, factor in mapping.items():
-        check_float(f"lr_multipliers[{key!r}]", factor, minimum=0.0, exclusive_minimum=True)
+        check_positive_finite(f"lr_multipliers[{key!r}]", factor)
         if key in by_path:
             out[key] = float(factor)
         elif key in layers:
@@ -170,13 +191,10 @@ def expand_multipliers(model, mapping: dict) -> dict:
 
 def _check_data(data, model):
     """Return (train, val, num_classes or None) and check the classes match the model's head."""
-    if isinstance(data, tf.data.Dataset):
-        train, val, num_classes = data, None, None
-    elif hasattr(data, "train") and hasattr(data, "num_classes"):
-        train, val, num_classes = data.train, data.val, data.num_classes
-    else:
-        raise TypeError("`data` must be an ImageData or a tf.data.Dataset of (images, labels). "
-                        + received("data", type(data).__name__))
+    from cnnzoo.data.adapt import training_streams
+
+    train, val, class_names = training_streams(data, name="data")
+    num_classes = None if class_names is None else len(class_names)
     outputs = num_outputs(model)
     if num_classes is not None and outputs != num_classes:
         raise ValueError(f"The data has {num_classes} classes but the model's head has {outputs} outputs; "
@@ -287,10 +305,12 @@ class _Run:
             self.checkpointer.save(dict(position, history=self.history), model, self.optimizer)
 
 
-def _fingerprint(model, plans, train_steps):
-    return {"model": model.name, "params": int(model.count_params()), "steps_per_epoch": train_steps,
-            "stages": [dict(plan.describe, epochs=plan.epochs,
-                            learning_rate=plan.options["learning_rate"], name=plan.name) for plan in plans]}
+def _fingerprint(model, data, plans, train_steps, *, augment, seed):
+    """What makes a run this run: a checkpoint of another one is refused (see `checkpoints`)."""
+    return {"model": model_fingerprint(model), "data": data_fingerprint(data, train_steps),
+            "augment": describe(augment), "seed": seed,
+            "stages": [{**describe(plan.options), **describe(plan.describe), "name": plan.name, "epochs": plan.epochs}
+                       for plan in plans]}
 
 
 def _run_stages(model, data, plans, *, mixed_precision="auto", strategy=None, checkpoint_dir=None,
@@ -308,7 +328,8 @@ def _run_stages(model, data, plans, *, mixed_precision="auto", strategy=None, ch
 
     checkpointer, state = None, None
     if checkpoint_dir is not None:
-        checkpointer = Checkpointer(checkpoint_dir, _fingerprint(model, plans, steps), enabled=chief)
+        checkpointer = Checkpointer(checkpoint_dir, _fingerprint(model, data, plans, steps, augment=augment, seed=seed),
+                                    enabled=chief)
         state = checkpointer.load_state()
     run = _Run(checkpointer, state)
     scope = strategy.scope if strategy is not None else contextlib.nullcontext

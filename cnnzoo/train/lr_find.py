@@ -77,11 +77,10 @@ def suggest(learning_rates, smoothed_losses) -> float:
 
 
 def _stream(data):
-    stream = getattr(data, "train", data)
-    if not isinstance(stream, tf.data.Dataset):
-        raise TypeError("`data` must be an ImageData or a tf.data.Dataset of (images, labels) batches. "
-                        + received("data", type(data).__name__))
-    return stream
+    """The train stream of (images, labels) batches (cnnzoo.data.adapt: ImageData or a dataset)."""
+    from cnnzoo.data.adapt import stream
+
+    return stream(data, name="data", split="train", labels=True, arrays=False)
 
 
 def lr_find(model, data, *, min_lr: float = 1e-7, max_lr: float = 10.0, steps: int = 100,
@@ -103,13 +102,13 @@ def lr_find(model, data, *, min_lr: float = 1e-7, max_lr: float = 10.0, steps: i
     Example:
         >>> lr = cnnzoo.train.lr_find(model, data).suggestion
     """
-    min_lr = check_float("min_lr", min_lr, minimum=0.0, exclusive_minimum=True)
-    max_lr = check_float("max_lr", max_lr, minimum=0.0, exclusive_minimum=True)
+    min_lr = check_float("min_lr", min_lr, minimum=0.0, exclusive_minimum=True, finite=True)
+    max_lr = check_float("max_lr", max_lr, minimum=0.0, exclusive_minimum=True, finite=True)
     if max_lr <= min_lr:
         raise ValueError(f"`max_lr` must be > min_lr={min_lr}. " + received("max_lr", max_lr))
     steps = check_int("steps", steps, minimum=5)
     beta = check_float("beta", beta, minimum=0.0, maximum=0.999)
-    diverge = check_float("diverge", diverge, minimum=1.0, exclusive_minimum=True)
+    diverge = check_float("diverge", diverge, minimum=1.0, exclusive_minimum=True, finite=True)
     stream = _stream(data).repeat()
 
     saved = [np.array(w) for w in model.get_weights()]

@@ -6,8 +6,6 @@ sees and a folder of mixed-size photos stacks into one array.
 from __future__ import annotations
 
 import dataclasses
-import os
-from pathlib import Path
 
 import numpy as np
 
@@ -43,12 +41,12 @@ def describe(runner) -> dict:
 
 def images_from(data, *, name: str, split: str = "val", max_images: int | None = None, size=None,
                 class_names=None) -> Images:
-    """Read `data` into an `Images`.
+    """Read `data` into an `Images` (with `cnnzoo.data.adapt.read`, the reader of every data argument).
 
     Args:
         data: ImageData (its `split`), a folder (one subfolder per class; `train/` `val/` layouts use
             `split`), a tf.data.Dataset of images or (images, labels), batched or not, an (images, labels)
-            pair, or uint8 images [N, H, W, 3].
+            pair, or images [N, H, W, C] (uint8, or floats by cnnzoo's pixel rule).
         name: str, the argument name used in errors.
         split: "train" or "val".
         max_images: int or None, keep at most this many: a seeded uniform sample (classes keep their shares,
@@ -56,154 +54,17 @@ def images_from(data, *, name: str, split: str = "val", max_images: int | None =
         size: (height, width) to resize to, or None to keep the images as they are.
         class_names: the model's class names: labels are put in this order.
     """
+    from cnnzoo.data.adapt import read
+
     check_choice("split", split, ("train", "val"))
     if max_images is not None:
         check_int("max_images", max_images, minimum=1)
-    data_names = getattr(data, "class_names", None)
-    paths, skipped = None, []
-    if isinstance(data, (str, os.PathLike)):
-        images, labels, data_names, paths, skipped = _read_folder(Path(data), name=name, split=split, size=size,
-                                                                  max_images=max_images)
-    elif hasattr(data, "train") and hasattr(data, "val"):
-        stream = getattr(data, split)
-        if stream is None:
-            raise ValueError(f"`{name}` has no {split!r} split. {received(name, data)}")
-        images, labels = _read_stream(stream, name, max_images)
-    elif _is_dataset(data):
-        images, labels = _read_stream(data, name, max_images)
-    elif isinstance(data, (tuple, list)) and len(data) == 2:
-        images, labels = np.asarray(data[0]), np.asarray(data[1])
-    elif isinstance(data, np.ndarray) or hasattr(data, "numpy"):
-        images, labels = np.asarray(data), None
-    else:
-        raise TypeError(f"`{name}` must be an ImageData, a folder, a tf.data.Dataset, an (images, labels) pair or "
-                        f"a uint8 image array. {received(name, type(data).__name__)}")
-    images = _as_images(images, name)
-    if labels is not None:
-        labels = np.asarray(labels).reshape(-1)
-        if len(labels) != len(images):
-            raise ValueError(f"`{name}` has {len(images)} images but {len(labels)} labels. "
-                             f"Received: {name}=(images of {len(images)}, labels of {len(labels)})")
-    if max_images is not None and len(images) > max_images:
-        keep = sample_indices(len(images), max_images)
-        images = images[keep]
-        labels = None if labels is None else labels[keep]
-    if len(images) == 0:
-        shown = str(data) if isinstance(data, (str, os.PathLike)) else type(data).__name__
-        raise ValueError(f"`{name}` holds no images. {received(name, shown)}")
-    if size is not None and tuple(images.shape[1:3]) != tuple(size):
-        images = _resize(images, size)
+    arrays = read(data, name=name, split=split, size=size, sample=max_images)
     notes: list = []
+    labels = arrays.labels
     if labels is not None:
-        labels = _model_labels(labels, data_names, class_names, name, notes)
-    return Images(images=images, labels=labels, paths=paths, skipped=skipped, notes=notes)
-
-
-def _is_dataset(data) -> bool:
-    import tensorflow as tf
-
-    return isinstance(data, tf.data.Dataset)
-
-
-def _as_images(images, name: str) -> np.ndarray:
-    from cnnzoo.export.runners import as_rgb_uint8
-
-    images = np.asarray(images)
-    if images.ndim == 3 and images.shape[-1] not in (1, 3, 4):   # [N, H, W] grayscale batch
-        images = images[..., None]
-    if images.ndim != 4:
-        raise ValueError(f"`{name}` must hold images [N, H, W, C]. Received: {name} images of shape {images.shape}")
-    return as_rgb_uint8(images, name=name)
-
-
-def _resize(images: np.ndarray, size) -> np.ndarray:
-    import tensorflow as tf
-
-    from cnnzoo.data.images import resize
-
-    # The training pipeline's resize (bilinear, rounded): drift then compares what the model is fed.
-    parts = [resize(tf.constant(images[i:i + 256]), tuple(size)).numpy() for i in range(0, len(images), 256)]
-    return np.concatenate(parts)
-
-
-def sample_indices(n: int, k: int, seed: int = 0) -> np.ndarray:
-    """k of range(n), uniformly at random from `seed`, in increasing order (all of them when k >= n)."""
-    if k >= n:
-        return np.arange(n)
-    return np.sort(np.random.default_rng(seed).choice(n, size=k, replace=False))
-
-
-def _read_stream(stream, name: str, max_images: int | None):
-    """All of a stream, or a uniform reservoir sample of `max_images` items (in stream order)."""
-    batches, labels, count = [], [], 0
-    has_labels = None
-    rng = np.random.default_rng(0)
-    slots: dict[int, tuple] = {}   # reservoir: slot -> (stream position, image, label)
-    for element in stream:
-        if isinstance(element, (tuple, list)):
-            x, y = np.asarray(element[0]), np.asarray(element[1])
-        elif isinstance(element, dict):
-            raise TypeError(f"`{name}` yields dicts; map it to (images, labels) or images first. "
-                            f"{received(name + ' element keys', sorted(element))}")
-        else:
-            x, y = np.asarray(element), None
-        if has_labels is None:
-            has_labels = y is not None
-        if x.ndim == 3 and x.shape[-1] in (1, 3, 4):    # an unbatched stream
-            x = x[None]
-            y = None if y is None else y.reshape(1, *y.shape)
-        y = None if y is None else (y.argmax(-1) if y.ndim == 2 else y.reshape(-1))
-        if max_images is None:
-            batches.append(x)
-            if y is not None:
-                labels.append(y)
-        else:
-            for i in range(len(x)):
-                position = count + i
-                slot = position if position < max_images else int(rng.integers(0, position + 1))
-                if slot < max_images:
-                    slots[slot] = (position, x[i], None if y is None else y[i])
-        count += len(x)
-    if count == 0:
-        raise ValueError(f"`{name}` gave no images. {received(name, stream)}")
-    if max_images is not None:
-        kept = sorted(slots.values(), key=lambda item: item[0])
-        images = np.stack([item[1] for item in kept])
-        return images, (np.array([item[2] for item in kept]) if has_labels else None)
-    return np.concatenate(batches), (np.concatenate(labels) if has_labels else None)
-
-
-def _read_folder(path: Path, *, name: str, split: str, size, max_images):
-    import tensorflow as tf
-
-    from cnnzoo.data import images as image_files
-
-    if not path.exists():
-        raise FileNotFoundError(f"`{name}` does not exist. {received(name, str(path))}")
-    if not path.is_dir():
-        raise ValueError(f"`{name}` must be a folder with one subfolder per class. {received(name, str(path))}")
-    if size is None:
-        raise ValueError(f"Reading a folder needs the model's input size. {received(name, str(path))}")
-    root = path
-    for candidate in ((split,) if split == "train" else ("val", "validation")):
-        if (path / candidate).is_dir() and (path / "train").is_dir():
-            root = path / candidate
-    class_names, class_files, ignored = image_files.list_class_files(str(root))
-    if not class_names:
-        raise ValueError(f"`{name}` has no class subfolders. {received(name, str(path))}")
-    files, labels = [], []
-    for label, found in enumerate(class_files):
-        files += found
-        labels += [label] * len(found)
-    kept, bad = image_files.scan_files(files, labels)
-    if max_images is not None:
-        kept = [kept[i] for i in sample_indices(len(kept), max_images)]
-    if not kept:
-        raise ValueError(f"`{name}` has no readable images ({len(bad)} skipped, {len(ignored)} ignored). "
-                         f"{received(name, str(path))}")
-    images = np.stack([image_files.load(tf.constant(f.source), tuple(size)).numpy() for f in kept])
-    return (images, np.array([f.label for f in kept], np.int64), class_names, [f.path for f in kept],
-            [(p, reason) for p, reason in ignored + bad])
+        labels = _model_labels(labels, arrays.class_names, class_names, name, notes)
+    return Images(images=arrays.images, labels=labels, paths=arrays.paths, skipped=arrays.skipped, notes=notes)
 
 
 def _model_labels(labels: np.ndarray, data_names, model_names, name: str, notes: list) -> np.ndarray:

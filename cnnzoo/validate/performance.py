@@ -40,7 +40,7 @@ def percentiles(times_ms) -> dict:
 
 def latency(runner, image, *, runs: int = 50, warmup: int = 5) -> dict:
     """Batch-1 latency over `runs` calls after `warmup` calls: percentiles, plus the samples in "samples_ms"."""
-    from cnnzoo.export.runners import as_rgb_uint8
+    from cnnzoo.data.adapt import as_rgb_uint8
 
     check_int("runs", runs, minimum=1)
     check_int("warmup", warmup, minimum=0)
@@ -75,7 +75,7 @@ def fit_batch_time(batch_sizes: Sequence[int], seconds: Sequence[float]) -> dict
 def throughput(runner, images, *, batch_sizes: Sequence[int] = DEFAULT_BATCH_SIZES, repeats: int = 3,
                warmup: int = 1) -> dict:
     """Median time per batch and images/s for each batch size, and the `T(B)` fit over them."""
-    from cnnzoo.export.runners import as_rgb_uint8
+    from cnnzoo.data.adapt import as_rgb_uint8
 
     check_int("repeats", repeats, minimum=1)
     check_int("warmup", warmup, minimum=0)
@@ -116,7 +116,8 @@ def cold_start(source, image) -> dict | None:
     A path is loaded from disk; an in-memory keras.Model is wrapped again (its graph is traced anew, but no file
     is read, which the result says). None for a runner with neither a file nor a Keras model to reload.
     """
-    from cnnzoo.export.runners import Runner, as_rgb_uint8, load_runner
+    from cnnzoo.data.adapt import as_rgb_uint8
+    from cnnzoo.export.runners import Runner, load_runner
 
     image = as_rgb_uint8(image, name="image")[:1]
     in_memory = isinstance(source, Runner) and source.path is None
@@ -222,7 +223,7 @@ def stress(runner, image, *, rate: float = 20.0, duration: float = 3.0, workers:
     the first quarter) and wall_s. Requests a TFLite runner serves one at a time (an interpreter is not
     re-entrant), as a deployment with one interpreter would.
     """
-    from cnnzoo.export.runners import as_rgb_uint8
+    from cnnzoo.data.adapt import as_rgb_uint8
 
     rate = check_float("rate", rate, minimum=0.0, exclusive_minimum=True)
     duration = check_float("duration", duration, minimum=0.0, exclusive_minimum=True)

@@ -61,18 +61,21 @@ def test_convertible_images_become_the_right_rgb_pixels(tmp_path):
         assert error.mean() <= limit, (name, error.mean())
 
 
-def test_tf_misread_formats_are_routed_through_pillow(tmp_path):
-    from cnnzoo.data.images import scan_files
+def test_files_the_plain_decode_misreads_get_copies_made_by_the_decode_rule(tmp_path):
+    from cnnzoo.data.images import decode_file, scan_files
 
     folder = str(tmp_path / "x")
     expected = write_convertible(folder)
     paths = [os.path.join(folder, n) for n in sorted(expected)]
     kept, skipped = scan_files(paths, [0] * len(paths))
     assert skipped == []
-    converted = {os.path.basename(f.path) for f in kept if f.source != f.path}
-    # TF decodes palette BMPs wrongly without an error, and ignores CMYK inversion and EXIF orientation.
-    assert {"palette.bmp", "cmyk.jpg", "exif_rotated.jpg"} <= converted
-    assert "palette.png" not in converted and "gray16.png" not in converted
+    copies = {os.path.basename(f.path): f.source for f in kept if f.source != f.path}
+    # TF's BMP decoder returns palette indices and TF ignores EXIF orientation: the rule's copies fix both.
+    assert set(copies) == {"palette.bmp", "exif_rotated.jpg"}
+    for name, copy in copies.items():
+        with open(os.path.join(folder, name), "rb") as f:
+            rule = decode_file(tf.constant(f.read())).numpy()
+        np.testing.assert_array_equal(np.asarray(Image.open(copy).convert("RGB")), rule, err_msg=name)
 
 
 def test_split_is_stratified_disjoint_and_fixed_by_seed(indexed_tree):

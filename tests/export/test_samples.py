@@ -23,6 +23,7 @@ def test_dataset_and_array_forms(digits):
         "array": x,
         "(array, labels)": (x, y),
         "0..255 floats": x.astype(np.float32),
+        "0..1 floats": x / 255.0,                      # the pixel rule of every data argument: scaled by 255
     }
     for name, data in forms.items():
         samples = collect(data, 25, (32, 32))
@@ -41,8 +42,10 @@ def test_images_are_resized_to_the_model_size_and_split_disjointly(digits):
 
 
 @pytest.mark.parametrize("data, error, text", [
-    (np.random.default_rng(0).uniform(0, 1, (4, 32, 32, 3)).astype(np.float32), ValueError, "0..255"),
-    ("folder/", TypeError, "representative_data='str'"),
+    (np.concatenate([np.random.default_rng(0).uniform(0, 1, (4, 32, 32, 3)), np.full((1, 32, 32, 3), 3.0)]) / 1.2,
+     ValueError, "mixes ranges"),
+    ("folder/", FileNotFoundError, "representative_data='folder/'"),
+    (3, TypeError, "representative_data='int'"),
     (tf.data.Dataset.from_tensor_slices({"image": np.zeros((2, 8, 8, 3), np.uint8)}), TypeError, "dicts"),
     (np.zeros((0, 32, 32, 3), np.uint8), ValueError, "no images"),
     ((np.zeros((3, 32, 32, 3), np.uint8), np.zeros(2)), ValueError, "2 labels"),

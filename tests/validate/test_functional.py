@@ -115,8 +115,10 @@ def test_bad_arguments_name_themselves(runner, digits):
         cnnzoo.validate(runner, digits["x_test"][:4], checks=("functional",), perturbations=["sepia"])
     with pytest.raises(ValueError, match="Received: checks='speed'"):
         cnnzoo.validate(runner, digits["x_test"][:4], checks=("speed",))
-    with pytest.raises(TypeError, match="Received: data.dtype=float32"):
-        cnnzoo.validate(runner, digits["x_test"][:4].astype("float32"), checks=("functional",))
+    unsure = digits["x_test"][:4] / 255.0
+    unsure[0, 0, 0, 0] = 2.0                  # [0, 1] floats with a value above 1: which range? (the pixel rule)
+    with pytest.raises(ValueError, match=r"`data` mixes ranges.*Received: data.min\(\)=0.0, data.max\(\)=2.0"):
+        cnnzoo.validate(runner, unsure, checks=("functional",))
     with pytest.raises(ValueError, match="labels must lie in"):
         cnnzoo.validate(runner, (digits["x_test"][:4], np.array([0, 1, 2, 12])), checks=("functional",))
     with pytest.raises(ValueError, match="Received: per_class=0"):
