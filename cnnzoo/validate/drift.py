@@ -379,7 +379,7 @@ def reference_stats(model, data, *, path=None, split: str = "train", max_images:
 
     runner = inputs.runner_for(model)
     sample = inputs.images_from(data, name="data", split=split, max_images=max_images, size=runner.input_size,
-                                class_names=class_names or runner.class_names)
+                                class_names=class_names or runner.class_names, fit=runner.fit)
     obs = observe(sample.images, runner, embed=embeddings)
     stats = ReferenceStats.from_observation(obs, class_names=runner.class_names, model=inputs.describe(runner))
     target = path if path is not None else stats_path_beside(runner)
@@ -414,7 +414,7 @@ def load_reference(reference, runner, *, split: str = "train", max_images: int |
                 if (folder / STATS_FILE).is_file():
                     return ReferenceStats.load(folder)
     sample = inputs.images_from(reference, name="reference", split=split, max_images=max_images,
-                                size=runner.input_size, class_names=runner.class_names)
+                                size=runner.input_size, class_names=runner.class_names, fit=runner.fit)
     obs = observe(sample.images, runner, embed=embeddings)
     return ReferenceStats.from_observation(obs, class_names=runner.class_names, model=inputs.describe(runner))
 

@@ -40,7 +40,7 @@ def describe(runner) -> dict:
 
 
 def images_from(data, *, name: str, split: str = "val", max_images: int | None = None, size=None,
-                class_names=None) -> Images:
+                class_names=None, fit: str = "stretch") -> Images:
     """Read `data` into an `Images` (with `cnnzoo.data.adapt.read`, the reader of every data argument).
 
     Args:
@@ -52,6 +52,8 @@ def images_from(data, *, name: str, split: str = "val", max_images: int | None =
         max_images: int or None, keep at most this many: a seeded uniform sample (classes keep their shares,
             order is kept). A stream is read to its end to draw it.
         size: (height, width) to resize to, or None to keep the images as they are.
+        fit: how images of another aspect ratio are fitted to `size` ("stretch", "crop", "pad"): pass the
+            runner's own `fit`, so validation sees the pixels the deployed model sees.
         class_names: the model's class names: labels are put in this order.
     """
     from cnnzoo.data.adapt import read
@@ -59,7 +61,7 @@ def images_from(data, *, name: str, split: str = "val", max_images: int | None =
     check_choice("split", split, ("train", "val"))
     if max_images is not None:
         check_int("max_images", max_images, minimum=1)
-    arrays = read(data, name=name, split=split, size=size, sample=max_images)
+    arrays = read(data, name=name, split=split, size=size, fit=fit, sample=max_images)
     notes: list = []
     labels = arrays.labels
     if labels is not None:

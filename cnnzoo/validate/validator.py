@@ -79,7 +79,7 @@ def validate(source, data, *, reference=None, golden=None, thresholds=None, chec
     names = runner.class_names
     say("reading data")
     sample = inputs.images_from(data, name="data", split=split, max_images=max_images, size=runner.input_size,
-                                class_names=names)
+                                class_names=names, fit=runner.fit)
     probabilities = runner.predict(sample.images)
     if names is None:
         names = [str(i) for i in range(probabilities.shape[1])]
@@ -100,7 +100,8 @@ def validate(source, data, *, reference=None, golden=None, thresholds=None, chec
         if sample.labels is None:
             report_args["notes"].append("data has no labels: accuracy and calibration were not measured")
         if golden is not None:
-            gold = inputs.images_from(golden, name="golden", size=runner.input_size, class_names=names)
+            gold = inputs.images_from(golden, name="golden", size=runner.input_size, class_names=names,
+                                      fit=runner.fit)
             if gold.labels is None:
                 raise ValueError(f"`golden` must carry labels (class subfolders or (images, labels)). "
                                  f"{received('golden', type(golden).__name__)}")

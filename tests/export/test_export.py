@@ -265,7 +265,8 @@ def test_int8_file_is_at_most_030_of_fp32(exported):
     ({"class_names": ["a", "b"]}, ValueError, "len(class_names)=2"),
     ({"class_names": ["a", "a", "b", "c"]}, ValueError, "unique"),
     ({"formats": ("tflite_int8",)}, ValueError, "representative_data=None"),
-    ({"representative_data": "images/"}, TypeError, "representative_data="),
+    ({"representative_data": "no-such-folder/"}, FileNotFoundError, "representative_data="),
+    ({"representative_data": 3.5}, TypeError, "representative_data="),
     ({"fit": "squash"}, ValueError, "fit='squash'"),
 ])
 def test_bad_arguments_name_the_argument(tiny_model, tmp_path, kwargs, error, text):

@@ -101,6 +101,9 @@ def test_resume_after_interruption_runs_no_trial_twice(tmp_path, eager):
 def test_hypermodel_with_a_bare_keras_tuner_unfreezes_the_top_groups(tmp_path, eager):
     data = color_data(48, batch_size=12)
     pretrained = cnnzoo.create_model("resnet18", num_classes=3, input_shape=(32, 32, 3))
+    # BatchNorm statistics that saw data, as pretrained weights have (untouched ones make finetune train from
+    # scratch, every group included).
+    cnnzoo.train.recalibrate_bn(pretrained, data.train)
     path = str(tmp_path / "pretrained.weights.h5")
     pretrained.save_weights(path)
     hypermodel = CnnZooHyperModel.from_data(data, models=("resnet18",), weights=path,

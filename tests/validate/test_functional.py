@@ -141,3 +141,27 @@ def test_max_images_draws_a_sample_across_classes(runner, digits):
         # Each kept image is the one its label says (images and labels stay paired).
         matches = [np.flatnonzero((x == image).all(axis=(1, 2, 3))) for image in sample.images[:10]]
         assert all(y[m[0]] == label for m, label in zip(matches, sample.labels[:10]))
+
+
+def test_validation_fits_images_to_the_size_as_the_runner_does(tmp_path):
+    """A runner exported with fit="crop" sees centre crops; validation must measure it on the same pixels, not on
+    stretched copies (before, every folder was stretched to the input size whatever the runner's fit)."""
+    import keras
+
+    inputs = keras.Input((16, 16, 3))
+    corner = keras.layers.Lambda(lambda x: x[:, 0, 0, :1])(inputs)            # the top-left red value
+    logits = keras.layers.Concatenate()([corner - 127.5, 127.5 - corner])
+    model = keras.Model(inputs, keras.layers.Softmax()(logits / 10.0))        # "bright" | "dark" corner
+    image = np.zeros((16, 32, 3), np.uint8)
+    image[:, :6] = 255                       # bright left edge: stretched, the corner is bright; cropped, dark
+    (tmp_path / "dark").mkdir()
+    (tmp_path / "bright").mkdir()
+    for i in range(3):
+        Image.fromarray(image).save(tmp_path / "dark" / f"{i}.png")
+    Image.fromarray(np.full((16, 16, 3), 255, np.uint8)).save(tmp_path / "bright" / "0.png")
+    for fit, expected in (("crop", 1.0), ("stretch", 0.25)):
+        runner = cnnzoo.export.load_runner(model, class_names=["bright", "dark"], fit=fit)
+        direct = [int(runner.predict(np.asarray(Image.open(tmp_path / "dark" / "0.png").convert("RGB")))[0].argmax())]
+        report = cnnzoo.validate(runner, str(tmp_path), checks=("functional",), consistency_images=1)
+        assert report.functional["accuracy"]["accuracy"] == pytest.approx(expected), fit
+        assert direct == [1 if fit == "crop" else 0]
