@@ -207,15 +207,15 @@ def model_fingerprint(model) -> dict:
 def data_fingerprint(data, steps_per_epoch: int | None = None) -> dict:
     """Class names and counts, batch and image size, and the examples' fingerprint (`ImageData.fingerprint`: the
     file list or an array sample); for a bare tf.data.Dataset its element spec; for arrays a sample digest."""
-    out = {"steps_per_epoch": steps_per_epoch}
-    if hasattr(data, "class_names"):
-        out.update(class_names=[str(c) for c in data.class_names],
-                   class_counts={str(k): int(v) for k, v in (getattr(data, "class_counts", None) or {}).items()},
-                   examples=getattr(data, "fingerprint", None), batch_size=getattr(data, "batch_size", None),
-                   image_size=[int(v) for v in getattr(data, "image_size", ()) or ()])
-    elif isinstance(data, (tuple, list)) and data and all(hasattr(v, "shape") for v in data):
-        from cnnzoo.data.imagedata import arrays_fingerprint
+    from cnnzoo.data.imagedata import ImageData, arrays_fingerprint
 
+    out = {"steps_per_epoch": steps_per_epoch}
+    if isinstance(data, ImageData):
+        out.update(class_names=[str(c) for c in data.class_names],
+                   class_counts={str(k): int(v) for k, v in (data.class_counts or {}).items()},
+                   examples=data.fingerprint, batch_size=data.batch_size,
+                   image_size=[int(v) for v in data.image_size or ()])
+    elif isinstance(data, (tuple, list)) and data and all(hasattr(v, "shape") for v in data):
         out["examples"] = arrays_fingerprint(*[np.asarray(v) for v in data])
     elif hasattr(data, "element_spec"):
         out["element_spec"] = str(data.element_spec)

@@ -143,7 +143,9 @@ def test_fit_trains_the_epochs_hyperband_asks_for_at_the_tuned_batch_size(eager)
 def test_early_stopping_ends_a_trial_that_stops_improving(tmp_path, eager):
     data = color_data(48, batch_size=12)
     path = str(tmp_path / "backbone.weights.h5")
-    cnnzoo.create_model("resnet18", num_classes=3, input_shape=(32, 32, 3)).save_weights(path)
+    backbone = cnnzoo.create_model("resnet18", num_classes=3, input_shape=(32, 32, 3))
+    cnnzoo.train.recalibrate_bn(backbone, data.train)   # pretrained-like BN: finetune keeps its recipe
+    backbone.save_weights(path)
     # Only the classifier trains (no BatchNorm in it) at a vanishing rate: val_accuracy stays put.
     hypermodel = CnnZooHyperModel.from_data(data, models=("resnet18",), weights=path, early_stopping=0,
                                             space=dict(FIXED_RECIPE, learning_rate=1e-12, unfreeze=1))
