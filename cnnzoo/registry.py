@@ -27,6 +27,7 @@ import keras
 from cnnzoo._checks import check_choice, check_fraction, check_int, received
 from cnnzoo.layers.pooling import GLOBAL_POOLINGS
 from cnnzoo.layers.preprocessing import Preprocessing
+from cnnzoo.weights import ImageNetWeights
 
 # `pooling=` names every head understands; the global poolings of `cnnzoo.layers.pooling` come on top.
 BUILTIN_POOLINGS = ("avg", "max", None)
@@ -45,7 +46,7 @@ class ModelEntry:
     paper: str
     preprocessing: dict  # Preprocessing layer config the model (and its ImageNet weights, if any) expects
     group_of: Callable[[str], str | None]  # layer name -> fine-tuning group ("stem", "stage1", ..., "head")
-    imagenet: Callable | None = None  # (include_top, input_shape, overrides) -> (file name, url, hash)
+    imagenet: "ImageNetWeights | None" = None  # keras.applications' file and the preprocessing it expects
     defaults: dict = field(default_factory=dict)
     fixed: tuple = ()  # options of `defaults` the name fixes (mobilenet_v2_035's alpha): no override may change them
     fixed_size_top: bool = False  # include_top needs a known input size (VGG's flattening head)
@@ -66,6 +67,8 @@ _REGISTRY: "OrderedDict[str, ModelEntry]" = OrderedDict()
 
 def register_model(entry: ModelEntry) -> ModelEntry:
     """Add a model to the registry; registering a name twice warns and keeps the newer entry."""
+    if entry.imagenet is not None and not isinstance(entry.imagenet, ImageNetWeights):
+        raise TypeError(f"`imagenet` must be a cnnzoo.weights.ImageNetWeights. {received('imagenet', entry.imagenet)}")
     if entry.name in _REGISTRY:
         warnings.warn(f"Model {entry.name!r} was registered twice; the later registration wins.", stacklevel=2)
     _REGISTRY[entry.name] = entry
@@ -229,7 +232,9 @@ def create_model(name: str, *, num_classes: int = 1000, input_shape=None, includ
     if weights == "imagenet" and shape[2] != 3:
         raise ValueError(f"ImageNet weights need 3 input channels. {received('input_shape', input_shape)}")
     if preprocessing == "default":
-        preprocessing = Preprocessing(**entry.preprocessing, name="preprocessing")
+        # ImageNet weights bring the preprocessing they were trained with (their metadata says which).
+        config = entry.imagenet.preprocessing if weights == "imagenet" else entry.preprocessing
+        preprocessing = Preprocessing(**config, name="preprocessing")
     _check_channels(shape[2], preprocessing, entry, input_shape)
 
     inputs = keras.Input(shape, name="images")

@@ -12,6 +12,8 @@ from __future__ import annotations
 import os
 import socket
 import warnings
+from dataclasses import dataclass, field
+from typing import Callable
 
 import h5py
 import keras
@@ -25,6 +27,28 @@ KERAS_PREPROCESSING_PREFIXES = ("normalization", "rescaling")
 WEIGHTS_URL_ENV = "CNNZOO_WEIGHTS_URL"
 CACHE_DIR_ENV = "CNNZOO_CACHE_DIR"
 DOWNLOAD_TIMEOUT = 30.0   # seconds without a byte before a download is given up (offline, a dead mirror)
+
+
+@dataclass(frozen=True)
+class ImageNetWeights:
+    """One family's published ImageNet weights: where the file is and what inputs the weights were trained on.
+
+    Args:
+        locate: callable, (include_top, input_shape, options) -> (file name, URL, hash or None), reading
+            keras.applications' own URL and hash tables.
+        preprocessing: dict, the `cnnzoo.layers.Preprocessing` config these weights expect; `weights="imagenet"`
+            with `preprocessing="default"` puts exactly this layer first.
+        classifier: str, the classifier layer's name in the file (skipped when `num_classes` differs).
+
+    Example:
+        >>> cnnzoo.registry.get_entry("resnet50").imagenet.preprocessing
+        {'mode': 'caffe'}
+    """
+
+    locate: Callable
+    preprocessing: dict
+    classifier: str = "predictions"
+    input_sizes: tuple = field(default=())  # the sizes files exist for (empty: any size)
 
 
 class WeightsDownloadError(ConnectionError, RuntimeError):
@@ -80,6 +104,34 @@ def keras3_keys(model: keras.Model) -> dict[str, keras.layers.Layer]:
     return keys
 
 
+def _weighted_layers(model: keras.Model) -> list:
+    return [layer for layer in model.layers if layer.weights and layer.name not in HEAD_LAYERS]
+
+
+def _names_match(model: keras.Model, stored: dict) -> bool:
+    return all(layer.name in stored for layer in _weighted_layers(model))
+
+
+def _rekey_by_order(model: keras.Model, stored: dict) -> dict | None:
+    """Key a legacy file's layers by the model's names, pairing layers with weights in order (as Keras does).
+
+    None when the order does not pair up: other counts or shapes, or a name both sides have paired with another.
+    """
+    ours = _weighted_layers(model)
+    theirs = [(k, v) for k, v in stored.items() if k not in HEAD_LAYERS and not k.startswith(KERAS_PREPROCESSING_PREFIXES)]
+    if len(ours) != len(theirs):
+        return None
+    names = {layer.name for layer in ours}
+    out = {k: v for k, v in stored.items() if k in HEAD_LAYERS}
+    for layer, (key, arrays) in zip(ours, theirs):
+        if [tuple(w.shape) for w in layer.weights] != [tuple(a.shape) for a in arrays]:
+            return None
+        if key in names and key != layer.name:
+            return None
+        out[layer.name] = arrays
+    return out
+
+
 def load_weights(model: keras.Model, path: str) -> dict[str, list[str]]:
     """Assign a weights file to `model` by layer (legacy files: by name; Keras 3 files: by saver key).
 
@@ -89,6 +141,11 @@ def load_weights(model: keras.Model, path: str) -> dict[str, list[str]]:
         ValueError: a non-head layer's shapes differ, or a layer with weights is missing from either side.
     """
     layout, stored = read_weights_file(path)
+    if layout == "legacy" and not _names_match(model, stored):
+        # keras.applications leaves some layers auto-named (conv2d_12), so its files carry whatever names the
+        # saving session gave, and Keras loads legacy files by order. Do the same when the order pairs every layer
+        # with one of the same shapes (and every shared name with itself); otherwise report by name below.
+        stored = _rekey_by_order(model, stored) or stored
     by_key = {layer.name: layer for layer in model.layers} if layout == "legacy" else keras3_keys(model)
     key_of = {id(layer): key for key, layer in by_key.items()}
     loaded, skipped, missing = [], [], []
@@ -130,7 +187,7 @@ def imagenet_file(entry, include_top: bool, input_shape, kwargs) -> str:
 
     CNNZOO_WEIGHTS_URL points the base URL at a mirror; CNNZOO_CACHE_DIR replaces the Keras home as cache.
     """
-    file_name, url, file_hash = entry.imagenet(include_top, input_shape, kwargs)
+    file_name, url, file_hash = entry.imagenet.locate(include_top, input_shape, kwargs)
     mirror = os.environ.get(WEIGHTS_URL_ENV)
     if mirror:
         url = mirror.rstrip("/") + "/" + file_name

@@ -30,6 +30,38 @@ def correct_pad(tensor, kernel_size: int) -> tuple[tuple[int, int], tuple[int, i
     return ((half - adjust[0], half), (half - adjust[1], half))
 
 
+def drop_path(x, rate: float, name: str):
+    """Stochastic depth (Huang et al. 2016): while training, drop a residual branch for whole samples.
+
+    Kept branches are scaled by 1 / (1 - rate) (Keras' Dropout with one noise value per sample), so inference is
+    the identity. `rate=0` adds no layer. Every residual block in the zoo calls this one function.
+
+    Example:
+        >>> y = drop_path(branch, 0.1, name="conv2_block1_drop")
+    """
+    check_fraction("drop_path_rate", rate)
+    if not rate:
+        return x
+    return layers.Dropout(rate, noise_shape=(None,) + (1,) * (len(x.shape) - 1), name=name)(x)
+
+
+def drop_path_rates(rate: float, blocks: int, *, endpoint: bool = False) -> list[float]:
+    """Per-block stochastic depth growing linearly with depth, from 0 at the first block.
+
+    `endpoint=False` is EfficientNet's rule (block i of n gets rate * i / n); `endpoint=True` reaches `rate` at the
+    last block (timm's and ConvNeXt's linspace).
+
+    Example:
+        >>> drop_path_rates(0.2, 4, endpoint=True)
+        [0.0, 0.0666..., 0.1333..., 0.2]
+    """
+    check_fraction("drop_path_rate", rate)
+    check_int("blocks", blocks, minimum=1)
+    if endpoint:
+        return [rate * i / (blocks - 1) if blocks > 1 else 0.0 for i in range(blocks)]
+    return [rate * i / blocks for i in range(blocks)]
+
+
 def _check_bn(bn_epsilon, bn_momentum) -> None:
     check_float("bn_epsilon", bn_epsilon, minimum=0.0, exclusive_minimum=True, finite=True)
     check_fraction("bn_momentum", bn_momentum)
@@ -255,7 +287,6 @@ class InvertedResidual:
         x = ConvBNAct(self.filters, 1, padding="same", activation=None, conv_name=n["project"],
                       bn_name=n["project_bn"], **bn)(x, name=prefix)
         if self.strides == 1 and filters_in == self.filters:
-            if self.drop_rate > 0:
-                x = layers.Dropout(self.drop_rate, noise_shape=(None, 1, 1, 1), name=n["drop"])(x)
+            x = drop_path(x, self.drop_rate, name=n["drop"])
             x = layers.Add(name=n["add"])([inputs, x])
         return x

@@ -23,7 +23,9 @@ class Preprocessing(keras.layers.Layer):
         "tf":    x / 127.5 - 1                                       (MobileNetV2)
         "caffe": RGB -> BGR, then subtract the ImageNet BGR mean     (VGG, keras ResNet50/101/152)
         "unit":  x / 255
-        "custom": (x * scale - mean) / std with the given per-channel mean and std.
+        "custom": (x * scale - mean) / std with the given per-channel mean and std; one value each applies to
+                  every channel (`Preprocessing("custom", mean=[1], std=[1], scale=1/128)` is x / 128 - 1,
+                  EfficientNetV2-S/M/L's input range).
     For 1-channel input the per-channel constants are averaged, and caffe mode does not reorder channels.
 
     Example:
@@ -44,13 +46,17 @@ class Preprocessing(keras.layers.Layer):
         self.std = None if std is None else tuple(float(s) for s in std)
         if self.std is not None and any(s <= 0 for s in self.std):
             raise ValueError(f"`std` must be positive. Received: std={std!r}")
+        if self.mean is not None and self.std is not None and len(self.std) not in (1, len(self.mean)):
+            raise ValueError(f"`std` needs one value or one per mean ({len(self.mean)}). Received: std={std!r}")
         self.scale = float(scale)
 
     def channel_constants(self) -> tuple:
         """The per-channel means this mode subtracts (empty for "tf" and "unit", which treat channels alike)."""
         if self.mode == "caffe":
             return CAFFE_MEAN_BGR
-        return self.mean if self.mode in ("torch", "custom") else ()
+        if self.mode in ("torch", "custom") and len(self.mean) > 1:
+            return self.mean
+        return ()
 
     def supports_channels(self, channels: int) -> bool:
         """Whether inputs with `channels` channels can be normalized: any for "tf"/"unit", else 1 or one per
@@ -67,7 +73,7 @@ class Preprocessing(keras.layers.Layer):
 
     def _per_channel(self, values, channels):
         values = list(values)
-        if channels == len(values):
+        if channels == len(values) or len(values) == 1:
             return values
         if channels == 1:
             return [sum(values) / len(values)]

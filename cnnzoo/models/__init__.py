@@ -8,10 +8,12 @@ the families (each registers its names) and then hands out the registry's functi
 Example:
     >>> model = cnnzoo.models.efficientnet(phi=2.5, num_classes=5)
 """
-from cnnzoo.models import efficientnet, mobilenet, resnet, vgg  # noqa: F401
+from cnnzoo.models import (convnext, densenet, efficientnet, efficientnet_v2, inception, mobilenet,  # noqa: F401
+                           mobilenet_v1, mobilenet_v3, nasnet, resnet, vgg, xception)
 import cnnzoo.registry as registry  # noqa: E402
 from cnnzoo.registry import (create_model, finetune_groups, get_entry, list_models, model_info,  # noqa: E402
                              register_model)
 
-__all__ = ["efficientnet", "mobilenet", "resnet", "vgg", "registry", "create_model", "finetune_groups",
+__all__ = ["convnext", "densenet", "efficientnet", "efficientnet_v2", "inception", "mobilenet", "mobilenet_v1",
+           "mobilenet_v3", "nasnet", "resnet", "vgg", "xception", "registry", "create_model", "finetune_groups",
            "get_entry", "list_models", "model_info", "register_model"]

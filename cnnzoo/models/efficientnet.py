@@ -20,6 +20,7 @@ from cnnzoo.layers.blocks import ConvBNAct, InvertedResidual
 from cnnzoo.models._groups import is_head
 from cnnzoo.models.heads import classifier
 from cnnzoo.registry import ModelEntry, create_model, get_entry, register_model
+from cnnzoo.weights import ImageNetWeights
 from cnnzoo.scaling import compound_coefficients, round_filters, round_repeats
 
 PAPER = "https://arxiv.org/abs/1905.11946"
@@ -122,7 +123,7 @@ def _keras_imagenet(variant: str):
         file_name = f"efficientnet{variant}{'' if include_top else '_notop'}.h5"
         return file_name, ka.BASE_WEIGHTS_PATH + file_name, ka.WEIGHTS_HASHES[variant][0 if include_top else 1]
 
-    return locate
+    return ImageNetWeights(locate=locate, preprocessing=_PREPROCESSING)
 
 
 # With ImageNet weights keras.applications computes (x/255 - mean) / sqrt(std) / sqrt(std) = (x/255 - mean)/std:

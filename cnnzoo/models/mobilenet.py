@@ -16,6 +16,7 @@ from cnnzoo.layers.blocks import ConvBNAct, InvertedResidual
 from cnnzoo.models._groups import is_head
 from cnnzoo.models.heads import classifier
 from cnnzoo.registry import ModelEntry, register_model
+from cnnzoo.weights import ImageNetWeights
 from cnnzoo.scaling import make_divisible
 
 PAPER = "https://arxiv.org/abs/1801.04381"
@@ -103,10 +104,13 @@ def _imagenet(include_top, input_shape, kwargs):
     return file_name, ka.BASE_WEIGHT_PATH + file_name, None
 
 
+IMAGENET = ImageNetWeights(locate=_imagenet, preprocessing={"mode": "tf"}, input_sizes=IMAGENET_SIZES)
+
+
 for _suffix, _alpha in [("", 1.0), ("_035", 0.35), ("_050", 0.5), ("_075", 0.75), ("_100", 1.0), ("_130", 1.3),
                         ("_140", 1.4)]:
     register_model(ModelEntry(
         name=f"mobilenet_v2{_suffix}", family="mobilenet_v2", builder=build_mobilenet_v2, default_input_size=224,
-        paper=PAPER, preprocessing={"mode": "tf"}, group_of=mobilenet_v2_group, imagenet=_imagenet,
+        paper=PAPER, preprocessing=IMAGENET.preprocessing, group_of=mobilenet_v2_group, imagenet=IMAGENET,
         defaults={"alpha": _alpha}, fixed=("alpha",) if _suffix else (),
     ))

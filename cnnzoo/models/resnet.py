@@ -19,8 +19,10 @@ from cnnzoo.layers.blocks import BasicBlock, Bottleneck
 from cnnzoo.models._groups import is_head
 from cnnzoo.models.heads import classifier
 from cnnzoo.registry import ModelEntry, register_model
+from cnnzoo.weights import ImageNetWeights
 
 PAPER = "https://arxiv.org/abs/1512.03385"
+CAFFE, TORCH = {"mode": "caffe"}, {"mode": "torch"}
 SE_PAPER = "https://arxiv.org/abs/1709.01507"
 STAGE_FILTERS = (64, 128, 256, 512)
 
@@ -76,7 +78,7 @@ def resnet_group(name: str) -> str | None:
     return "head" if is_head(name) else None
 
 
-def _keras_imagenet(weights_name: str):
+def _keras_imagenet(weights_name: str) -> ImageNetWeights:
     def locate(include_top, input_shape, kwargs):
         from keras.src.applications import resnet as ka
 
@@ -84,7 +86,8 @@ def _keras_imagenet(weights_name: str):
         file_name = f"{weights_name}_weights_tf_dim_ordering_tf_kernels{suffix}.h5"
         return file_name, ka.BASE_WEIGHTS_PATH + file_name, ka.WEIGHTS_HASHES[weights_name][0 if include_top else 1]
 
-    return locate
+    # keras.applications' ResNet files were trained on caffe-style inputs (BGR, mean subtracted).
+    return ImageNetWeights(locate=locate, preprocessing=CAFFE)
 
 
 _KERAS_V1 = dict(use_bias=True, bn_epsilon=1.001e-5, bn_momentum=0.99)
@@ -106,6 +109,8 @@ SPECS = {
 }
 # keras.applications' ImageNet files are v1 (stride on the 1x1): they load only into the v1 layouts.
 _IMAGENET = {"resnet50", "resnet101", "resnet152"}
+_PREPROCESSING = {name: CAFFE if name.startswith("resnet") and name not in ("resnet18", "resnet34") else TORCH
+                  for name in SPECS}
 
 for _name, _spec in SPECS.items():
     register_model(ModelEntry(
@@ -114,8 +119,8 @@ for _name, _spec in SPECS.items():
         builder=functools.partial(build_resnet, spec=_spec),
         default_input_size=224,
         paper=SE_PAPER if _spec.se_ratio else PAPER,
-        # keras.applications' ResNets expect caffe preprocessing; torchvision-style ones ImageNet mean/std.
-        preprocessing={"mode": "caffe"} if _spec.use_bias else {"mode": "torch"},
+        # keras.applications' layouts take caffe inputs like its files; torchvision-style ones ImageNet mean/std.
+        preprocessing=_PREPROCESSING[_name],
         group_of=resnet_group,
         imagenet=_keras_imagenet(_name) if _name in _IMAGENET else None,
     ))

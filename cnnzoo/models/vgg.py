@@ -19,6 +19,7 @@ from cnnzoo.layers.blocks import ConvBNAct
 from cnnzoo.models._groups import is_head
 from cnnzoo.models.heads import classifier
 from cnnzoo.registry import BUILTIN_POOLINGS, ModelEntry, register_model
+from cnnzoo.weights import ImageNetWeights
 
 PAPER = "https://arxiv.org/abs/1409.1556"
 BLOCK_FILTERS = (64, 128, 256, 512, 512)
@@ -83,9 +84,11 @@ def _keras_imagenet(variant: str):
         url = ka.WEIGHTS_PATH if include_top else ka.WEIGHTS_PATH_NO_TOP
         return f"{variant}_weights_tf_dim_ordering_tf_kernels{suffix}.h5", url, None
 
-    return locate
+    return ImageNetWeights(locate=locate, preprocessing=CAFFE)
 
 
+# keras.applications' VGG16/19 files take caffe inputs; the BN variants (torchvision's layout) ImageNet mean/std.
+CAFFE, _BN_PREPROCESSING = {"mode": "caffe"}, {"mode": "torch"}
 SPECS = {"vgg11": (1, 1, 2, 2, 2), "vgg13": (2, 2, 2, 2, 2), "vgg16": (2, 2, 3, 3, 3), "vgg19": (2, 2, 4, 4, 4)}
 
 for _name, _convs in SPECS.items():
@@ -93,6 +96,6 @@ for _name, _convs in SPECS.items():
         register_model(ModelEntry(
             name=_name + ("_bn" if _bn else ""), family="vgg",
             builder=functools.partial(build_vgg, spec=VGGSpec(_convs, batch_norm=_bn)), default_input_size=224,
-            paper=PAPER, preprocessing={"mode": "caffe"} if not _bn else {"mode": "torch"}, group_of=vgg_group,
+            paper=PAPER, preprocessing=_BN_PREPROCESSING if _bn else CAFFE, group_of=vgg_group,
             imagenet=_keras_imagenet(_name) if _name in ("vgg16", "vgg19") and not _bn else None,
         ))
