@@ -31,6 +31,8 @@ from cnnzoo.weights import ImageNetWeights
 
 # `pooling=` names every head understands; the global poolings of `cnnzoo.layers.pooling` come on top.
 BUILTIN_POOLINGS = ("avg", "max", None)
+# Options that only add Dropout layers (stochastic depth), whatever the family calls them.
+STOCHASTIC_DEPTH_OPTIONS = ("drop_path_rate", "drop_connect_rate")
 # The package whose import registers the zoo's families.
 ZOO_PACKAGE = "cnnzoo.models"
 
@@ -50,6 +52,7 @@ class ModelEntry:
     defaults: dict = field(default_factory=dict)
     fixed: tuple = ()  # options of `defaults` the name fixes (mobilenet_v2_035's alpha): no override may change them
     fixed_size_top: bool = False  # include_top needs a known input size (VGG's flattening head)
+    min_input_size: int = 32  # the smallest height/width the architecture takes (valid-padding stems need more)
 
 
 @dataclass(frozen=True)
@@ -129,8 +132,9 @@ def _check_input_shape(input_shape, entry: ModelEntry, include_top: bool) -> tup
     shape = tuple(None if d is None else int(d) for d in shape)
     if shape[2] is None:
         raise ValueError(f"The number of channels must be known. {received('input_shape', input_shape)}")
-    if any(d is not None and d < 32 for d in shape[:2]):
-        raise ValueError(f"Height and width must be at least 32 pixels. {received('input_shape', input_shape)}")
+    if any(d is not None and d < entry.min_input_size for d in shape[:2]):
+        raise ValueError(f"Height and width of {entry.name!r} must be at least {entry.min_input_size} pixels. "
+                         f"{received('input_shape', input_shape)}")
     if include_top and entry.fixed_size_top and None in shape[:2]:
         raise ValueError(f"{entry.name!r} with include_top=True flattens its features, so height and width must be "
                          f"known; use include_top=False for any-size input. {received('input_shape', input_shape)}")
@@ -237,17 +241,33 @@ def create_model(name: str, *, num_classes: int = 1000, input_shape=None, includ
         preprocessing = Preprocessing(**config, name="preprocessing")
     _check_channels(shape[2], preprocessing, entry, input_shape)
 
-    inputs = keras.Input(shape, name="images")
-    x = inputs if preprocessing is None else preprocessing(inputs)
+    def build(options: dict, layer) -> keras.Model:
+        inputs = keras.Input(shape, name="images")
+        x = inputs if layer is None else layer(inputs)
+        outputs = entry.builder(x, include_top=include_top, num_classes=num_classes, pooling=pooling,
+                                dropout=dropout, classifier_activation=classifier_activation, **options)
+        return keras.Model(inputs, outputs, name=entry.name)
+
     kwargs = {**entry.defaults, **overrides}
-    outputs = entry.builder(x, include_top=include_top, num_classes=num_classes, pooling=pooling,
-                            dropout=dropout, classifier_activation=classifier_activation, **kwargs)
-    model = keras.Model(inputs, outputs, name=entry.name)
+    model = build(kwargs, preprocessing)
     if weights is not None:
         from cnnzoo import weights as weights_lib
 
         path = weights_lib.imagenet_file(entry, include_top, shape, kwargs) if weights == "imagenet" else weights
-        weights_lib.load_weights(model, path)
+        classifier = entry.imagenet.classifier if entry.imagenet else "predictions"
+        # Stochastic depth adds Dropout layers, which reorder `model.layers`: the order Keras 3 files (and legacy
+        # files of auto-named layers) are matched by. Load into a twin with the family's default rates (the
+        # keras.applications layout), then copy by layer name.
+        plain = {**entry.defaults, **{k: v for k, v in overrides.items() if k not in STOCHASTIC_DEPTH_OPTIONS}}
+        if plain == kwargs:
+            weights_lib.load_weights(model, path, classifier=classifier)
+        else:
+            twin_layer = None if preprocessing is None else type(preprocessing).from_config(preprocessing.get_config())
+            twin = build(plain, twin_layer)
+            weights_lib.load_weights(twin, path, classifier=classifier)
+            for layer in twin.layers:
+                if layer.weights:
+                    model.get_layer(layer.name).set_weights(layer.get_weights())
     return model
 
 

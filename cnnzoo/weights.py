@@ -87,11 +87,38 @@ def read_weights_file(path: str) -> tuple[str, dict[str, list[np.ndarray]]]:
             return "legacy", out
         if "layers" in group:
             out = {}
-            for key, g in group["layers"].items():
-                if "vars" in g and len(g["vars"]):
-                    out[key] = [np.asarray(g["vars"][str(i)]) for i in range(len(g["vars"]))]
+            _read_keras3_layers(group, "", out)
             return "keras3", out
     raise ValueError(f"Unrecognised weights file layout (no 'layer_names' and no 'layers'). {received('weights', path)}")
+
+
+def _read_keras3_layers(group, prefix: str, out: dict) -> None:
+    """Keras 3 entries with variables; a nested model's layers (keras' ConvNeXt stem) as `outer/inner` keys."""
+    for key, g in group["layers"].items():
+        if "vars" in g and len(g["vars"]):
+            out[prefix + key] = [np.asarray(g["vars"][str(i)]) for i in range(len(g["vars"]))]
+        if "layers" in g:
+            _read_keras3_layers(g, f"{prefix}{key}/", out)
+
+
+def _nested_keras3_arrays(layer, key: str, stored: dict, used: set) -> list | None:
+    """A nested model's arrays from its layers' `key/inner` entries, in its weight order (None if any is missing)."""
+    if not isinstance(layer, keras.Model):
+        return None
+    arrays = []
+    for inner_key, inner in keras3_keys(layer).items():
+        if not inner.weights:
+            continue
+        path = f"{key}/{inner_key}"
+        part = stored.get(path)
+        if part is None:
+            part = _nested_keras3_arrays(inner, path, stored, used)
+            if part is None:
+                return None
+        else:
+            used.add(path)
+        arrays += part
+    return arrays
 
 
 def keras3_keys(model: keras.Model) -> dict[str, keras.layers.Layer]:
@@ -112,17 +139,24 @@ def _names_match(model: keras.Model, stored: dict) -> bool:
     return all(layer.name in stored for layer in _weighted_layers(model))
 
 
-def _rekey_by_order(model: keras.Model, stored: dict) -> dict | None:
+def _is_classifier(key: str, classifier: str) -> bool:
+    """The file's classifier: ours ("predictions") or the family's (`ImageNetWeights.classifier`, in any case:
+    keras 3 writes MobileNetV3's `logits` where tf.keras, which wrote the ImageNet files, wrote `Logits`)."""
+    return key in HEAD_LAYERS or key.lower() == classifier.lower()
+
+
+def _rekey_by_order(model: keras.Model, stored: dict, classifier: str = "predictions") -> dict | None:
     """Key a legacy file's layers by the model's names, pairing layers with weights in order (as Keras does).
 
     None when the order does not pair up: other counts or shapes, or a name both sides have paired with another.
     """
     ours = _weighted_layers(model)
-    theirs = [(k, v) for k, v in stored.items() if k not in HEAD_LAYERS and not k.startswith(KERAS_PREPROCESSING_PREFIXES)]
+    theirs = [(k, v) for k, v in stored.items()
+              if not _is_classifier(k, classifier) and not k.startswith(KERAS_PREPROCESSING_PREFIXES)]
     if len(ours) != len(theirs):
         return None
     names = {layer.name for layer in ours}
-    out = {k: v for k, v in stored.items() if k in HEAD_LAYERS}
+    out = {k: v for k, v in stored.items() if _is_classifier(k, classifier)}
     for layer, (key, arrays) in zip(ours, theirs):
         if [tuple(w.shape) for w in layer.weights] != [tuple(a.shape) for a in arrays]:
             return None
@@ -132,8 +166,39 @@ def _rekey_by_order(model: keras.Model, stored: dict) -> dict | None:
     return out
 
 
-def load_weights(model: keras.Model, path: str) -> dict[str, list[str]]:
+def _conv_classifier(model: keras.Model, stored: dict, by_key: dict, layout: str, classifier: str) -> dict:
+    """Files whose classifier is a 1x1 conv (keras' MobileNets: `conv_preds`, `Logits`) fill our Dense classifier.
+
+    Legacy files name it (`classifier`); in Keras 3 files it is the one entry the model has no key for.
+    """
+    ours = [key for key, layer in by_key.items() if layer.name in HEAD_LAYERS and layer.weights]
+    if not ours or ours[0] in stored:
+        return stored
+    if layout == "legacy":
+        source = next((k for k in stored if k.lower() == classifier.lower()), None)
+    else:
+        extra = [k for k in stored if k not in by_key and "/" not in k
+                 and not k.startswith(KERAS_PREPROCESSING_PREFIXES)]
+        source = extra[0] if len(extra) == 1 else None
+    if source is None:
+        return stored
+    stored = dict(stored)
+    stored[ours[0]] = stored.pop(source)
+    return stored
+
+
+def _fit_1x1(layer, arrays: list) -> list:
+    """A 1x1 conv kernel [1, 1, C, K] for a Dense layer's [C, K] kernel (the same linear map)."""
+    if isinstance(layer, keras.layers.Dense) and arrays and arrays[0].ndim == 4 and arrays[0].shape[:2] == (1, 1):
+        return [arrays[0].reshape(arrays[0].shape[2:])] + list(arrays[1:])
+    return arrays
+
+
+def load_weights(model: keras.Model, path: str, classifier: str = "predictions") -> dict[str, list[str]]:
     """Assign a weights file to `model` by layer (legacy files: by name; Keras 3 files: by saver key).
+
+    `classifier` is the classifier's name in the file (`ImageNetWeights.classifier`); a 1x1-conv classifier
+    (keras' MobileNets) loads into the model's Dense "predictions".
 
     Returns {"loaded": [...], "skipped": [...]} layer names.
 
@@ -145,17 +210,21 @@ def load_weights(model: keras.Model, path: str) -> dict[str, list[str]]:
         # keras.applications leaves some layers auto-named (conv2d_12), so its files carry whatever names the
         # saving session gave, and Keras loads legacy files by order. Do the same when the order pairs every layer
         # with one of the same shapes (and every shared name with itself); otherwise report by name below.
-        stored = _rekey_by_order(model, stored) or stored
+        stored = _rekey_by_order(model, stored, classifier) or stored
     by_key = {layer.name: layer for layer in model.layers} if layout == "legacy" else keras3_keys(model)
+    stored = _conv_classifier(model, stored, by_key, layout, classifier)
     key_of = {id(layer): key for key, layer in by_key.items()}
-    loaded, skipped, missing = [], [], []
+    loaded, skipped, missing, nested = [], [], [], set()
     for layer in model.layers:
         if not layer.weights:
             continue
         arrays = stored.get(key_of[id(layer)])
+        if arrays is None and layout == "keras3":
+            arrays = _nested_keras3_arrays(layer, key_of[id(layer)], stored, nested)
         if arrays is None:
             (skipped if layer.name in HEAD_LAYERS else missing).append(layer.name)
             continue
+        arrays = _fit_1x1(layer, arrays)
         expected = [tuple(w.shape) for w in layer.weights]
         got = [tuple(a.shape) for a in arrays]
         if expected != got:
@@ -168,7 +237,8 @@ def load_weights(model: keras.Model, path: str) -> dict[str, list[str]]:
         loaded.append(layer.name)
     head_keys = {key_of[id(layer)] for layer in model.layers if layer.name in HEAD_LAYERS}
     extra = [k for k in stored if (k not in by_key or not by_key[k].weights) and k not in HEAD_LAYERS
-             and k not in head_keys and not k.startswith(KERAS_PREPROCESSING_PREFIXES)]
+             and k != classifier and k not in head_keys and k not in nested
+             and not k.startswith(KERAS_PREPROCESSING_PREFIXES)]
     if missing or extra:
         raise ValueError("The weights file is for another architecture: "
                          + (f"layers missing from the file: {missing[:5]}{'...' if len(missing) > 5 else ''}; "

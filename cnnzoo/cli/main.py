@@ -42,11 +42,32 @@ def cmd_list(args) -> int:
     import cnnzoo
 
     names = cnnzoo.list_models(args.pattern)
+    if not (args.long or args.families):
+        print(json.dumps(names) if args.json else "\n".join(names) if names else
+              f"no model matches {args.pattern!r}")
+        return 0
+    from cnnzoo.models.figures import family_table, zoo_table
+
+    rows = family_table(args.pattern) if args.families else zoo_table(args.pattern)
     if args.json:
-        print(json.dumps(names))
+        print(json.dumps(rows))
+    elif not rows:
+        print(f"no model matches {args.pattern!r}")
+    elif args.families:
+        _print_table([{"family": r["family"], "models": r["models"],
+                       "params (M)": _span(r["params"], 1e6, ".1f"), "MACs (G)": _span(r["macs"], 1e9, ".2f"),
+                       "size": _span(r["default_input_size"], 1, "d"), "paper": r["paper"]} for r in rows],
+                     ["family", "models", "params (M)", "MACs (G)", "size", "paper"])
     else:
-        print("\n".join(names) if names else f"no model matches {args.pattern!r}")
+        _print_table([{"name": r["name"], "family": r["family"], "params": f"{r['params']:,}",
+                       "MACs (G)": f"{r['macs'] / 1e9:.3f}", "size": r["default_input_size"], "paper": r["paper"]}
+                      for r in rows], ["name", "family", "params", "MACs (G)", "size", "paper"])
     return 0
+
+
+def _span(pair, unit, spec) -> str:
+    low, high = (format(v / unit if unit != 1 else v, spec) for v in pair)
+    return low if low == high else f"{low}-{high}"
 
 
 def cmd_info(args) -> int:
@@ -183,6 +204,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("list", help="list registered models")
     p.add_argument("pattern", nargs="?", default="*", help="fnmatch pattern, e.g. 'resnet*'")
     p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument("-l", "--long", action="store_true",
+                   help="one row per model: family, params, MACs, default size, paper")
+    p.add_argument("--families", action="store_true", help="one row per family: models, params, MACs, sizes, paper")
     p.set_defaults(func=cmd_list)
 
     p = sub.add_parser("info", help="params, MACs, default input size and paper of a model")

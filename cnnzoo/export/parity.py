@@ -87,7 +87,8 @@ def compare(format: str, runner: Runner, reference: np.ndarray, holdout: Samples
         result.tolerance = {"top1_agreement": MIN_AGREEMENT, "accuracy_drop_points": MAX_ACCURACY_DROP}
         if result.top1_agreement < MIN_AGREEMENT:
             result.failures.append(f"top-1 agreement {result.top1_agreement:.1%} < {MIN_AGREEMENT:.0%}")
-        if result.accuracy_drop_points is not None and result.accuracy_drop_points > MAX_ACCURACY_DROP:
+        # (a drop of exactly 1 point, e.g. 2 of 200 images, computes as 1.0000000000000009: not a failure)
+        if result.accuracy_drop_points is not None and result.accuracy_drop_points > MAX_ACCURACY_DROP + 1e-9:
             result.failures.append(f"accuracy drop {result.accuracy_drop_points:.2f} points > "
                                    f"{MAX_ACCURACY_DROP:g} ({result.reference_accuracy:.1%} -> "
                                    f"{result.accuracy:.1%})")

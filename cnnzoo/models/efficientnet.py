@@ -2,7 +2,8 @@
 
 B0-B7 use the published coefficients (keras.applications' table, so its weight files load);
 `efficientnet(phi)` computes them from the compound rule depth=alpha**phi, width=beta**phi,
-resolution=gamma**phi*224 for any phi.
+resolution=gamma**phi*224 for any phi. Stochastic depth is `drop_path_rate` (the zoo's common name) or
+`drop_connect_rate` (keras.applications' name), default 0.2; give one, or both with the same value.
 
 Example:
     >>> model = cnnzoo.models.efficientnet(phi=0.5, num_classes=10, input_shape=(64, 64, 3))
@@ -24,6 +25,7 @@ from cnnzoo.weights import ImageNetWeights
 from cnnzoo.scaling import compound_coefficients, round_filters, round_repeats
 
 PAPER = "https://arxiv.org/abs/1905.11946"
+DROP_CONNECT_RATE = 0.2  # keras.applications' default stochastic depth
 
 
 @dataclass(frozen=True)
@@ -67,11 +69,11 @@ def default_dropout(phi: float) -> float:
 
 
 def build_efficientnet(x, *, include_top, num_classes, pooling, dropout, classifier_activation, width: float = 1.0,
-                       depth: float = 1.0, default_dropout_rate: float = 0.2, drop_connect_rate: float = 0.2,
-                       activation: str = "swish", bn_momentum: float = 0.99):
+                       depth: float = 1.0, default_dropout_rate: float = 0.2, drop_connect_rate: float | None = None,
+                       activation: str = "swish", bn_momentum: float = 0.99, drop_path_rate: float | None = None):
     width = check_float("width", width, minimum=0.0, exclusive_minimum=True, finite=True)
     depth = check_float("depth", depth, minimum=0.0, exclusive_minimum=True, finite=True)
-    check_fraction("drop_connect_rate", drop_connect_rate)
+    drop_rate = _drop_rate(drop_connect_rate, drop_path_rate)
     check_fraction("bn_momentum", bn_momentum)
     try:
         keras.activations.get(activation)
@@ -90,7 +92,7 @@ def build_efficientnet(x, *, include_top, num_classes, pooling, dropout, classif
             # Stochastic depth grows linearly with block index, as in the paper and keras.applications.
             x = InvertedResidual(filters_out, expand_ratio=stage.expand_ratio, kernel_size=stage.kernel_size,
                                  strides=stage.strides if j == 0 else 1, se_ratio=stage.se_ratio,
-                                 activation=activation, drop_rate=drop_connect_rate * index / total,
+                                 activation=activation, drop_rate=drop_rate * index / total,
                                  naming="efficientnet", **bn)(x, prefix=f"block{i + 1}{letter}_")
             index += 1
     x = ConvBNAct(round_filters(1280, width), 1, padding="same", activation=activation, conv_name="top_conv",
@@ -98,6 +100,21 @@ def build_efficientnet(x, *, include_top, num_classes, pooling, dropout, classif
     return classifier(x, include_top=include_top, num_classes=num_classes, pooling=pooling,
                       dropout=default_dropout_rate if dropout is None else dropout,
                       classifier_activation=classifier_activation)
+
+
+def _drop_rate(drop_connect_rate: float | None, drop_path_rate: float | None) -> float:
+    """One stochastic depth rate from keras' `drop_connect_rate` and the zoo's `drop_path_rate` (None: not given)."""
+    if drop_connect_rate is not None:
+        drop_connect_rate = check_fraction("drop_connect_rate", drop_connect_rate)
+    if drop_path_rate is not None:
+        drop_path_rate = check_fraction("drop_path_rate", drop_path_rate)
+    if drop_connect_rate is not None and drop_path_rate is not None and drop_connect_rate != drop_path_rate:
+        raise ValueError("`drop_path_rate` and `drop_connect_rate` are two names of EfficientNet's stochastic depth "
+                         "rate; pass one of them. "
+                         f"Received: drop_path_rate={drop_path_rate!r}, drop_connect_rate={drop_connect_rate!r}")
+    if drop_path_rate is not None:
+        return drop_path_rate
+    return DROP_CONNECT_RATE if drop_connect_rate is None else drop_connect_rate
 
 
 _BLOCK = re.compile(r"^block(\d+)[a-z]")

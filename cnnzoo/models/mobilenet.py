@@ -1,6 +1,8 @@
 """MobileNetV2 (Sandler et al. 2018): inverted residuals with linear bottlenecks, width multiplier `alpha`.
 
 Layer names, widths and rounding follow keras.applications' MobileNetV2, so its weight files load.
+`drop_path_rate` adds stochastic depth to the residual blocks (rate * i / 17 at block i, EfficientNet's rule;
+keras.applications has none, so the default is 0).
 
 Example:
     >>> model = cnnzoo.create_model("mobilenet_v2", alpha=0.5, num_classes=10, input_shape=(96, 96, 3))
@@ -12,7 +14,7 @@ import warnings
 from dataclasses import dataclass
 
 from cnnzoo._checks import check_float, check_fraction
-from cnnzoo.layers.blocks import ConvBNAct, InvertedResidual
+from cnnzoo.layers.blocks import ConvBNAct, InvertedResidual, drop_path_rates
 from cnnzoo.models._groups import is_head
 from cnnzoo.models.heads import classifier
 from cnnzoo.registry import ModelEntry, register_model
@@ -40,8 +42,9 @@ _BN = dict(bn_epsilon=1e-3, bn_momentum=0.999)
 
 
 def build_mobilenet_v2(x, *, include_top, num_classes, pooling, dropout, classifier_activation, alpha: float = 1.0,
-                       bn_momentum: float | None = None):
+                       bn_momentum: float | None = None, drop_path_rate: float = 0.0):
     alpha = check_float("alpha", alpha, minimum=0.0, exclusive_minimum=True, finite=True)
+    rates = drop_path_rates(drop_path_rate, sum(stage.repeats for stage in STAGES))
     bn = dict(_BN, bn_momentum=_BN["bn_momentum"] if bn_momentum is None else check_fraction("bn_momentum",
                                                                                             bn_momentum))
     x = ConvBNAct(make_divisible(32 * alpha, 8), 3, strides=2, padding="same", activation="relu6",
@@ -53,7 +56,7 @@ def build_mobilenet_v2(x, *, include_top, num_classes, pooling, dropout, classif
             # keras.applications truncates before rounding: int(filters * alpha), then make_divisible.
             x = InvertedResidual(make_divisible(int(stage.filters * alpha), 8), expand_ratio=stage.expand_ratio,
                                  strides=stage.strides if i == 0 else 1, activation="relu6",
-                                 naming="mobilenet_v2", **bn)(x, prefix=prefix)
+                                 drop_rate=rates[block_id], naming="mobilenet_v2", **bn)(x, prefix=prefix)
             block_id += 1
     last = make_divisible(1280 * alpha, 8) if alpha > 1.0 else 1280
     x = ConvBNAct(last, 1, padding="same", activation="relu6", conv_name="Conv_1", bn_name="Conv_1_bn",

@@ -116,3 +116,27 @@ def test_keras_preprocessing_layer_does_not_leak_training_mode_into_exports(tmp_
 def test_inference_model_checks_its_argument():
     with pytest.raises(TypeError, match="Received: model="):
         inference_model("resnet18")
+
+
+def test_an_accuracy_drop_of_exactly_one_point_passes_and_more_fails():
+    # 2 of 200 images is 100 * (0.875 - 0.865) = 1.0000000000000009 points: at the limit, not over it.
+    from cnnzoo.export.parity import compare
+    from cnnzoo.export.samples import Samples
+
+    class Fixed:  # a runner whose answers are given: image i gets class answers[i]
+        def __init__(self, answers):
+            self.answers = answers
+
+        def predict(self, images, batch_size=64):
+            index = images[:, 0, 0, 0].astype(int)
+            return np.eye(2, dtype="float32")[self.answers[index]]
+
+    images = np.zeros((200, 2, 2, 3), np.uint8)
+    images[:, 0, 0, 0] = np.arange(200)
+    labels = np.zeros(200, int)
+    reference = np.eye(2, dtype="float32")[(np.arange(200) >= 175).astype(int)]     # 87.5 % right
+    for wrong, passes in ((2, True), (3, False)):
+        answers = (np.arange(200) >= 175 - wrong).astype(int)                          # `wrong` more mistakes
+        result = compare("tflite_int8", Fixed(answers), reference, Samples(images, labels))
+        assert result.top1_agreement >= 0.97
+        assert result.passed is passes, (wrong, result.failures)

@@ -88,3 +88,28 @@ def test_preprocessing_modes_and_serialization():
     with pytest.raises(ValueError, match="Received: mean=None"):
         Preprocessing("custom")
     assert Preprocessing().trainable is False and not Preprocessing().weights
+
+
+def test_same_shaped_layers_start_from_different_weights():
+    # One shared initializer instance (Keras fixes its seed when made) gave every same-shaped conv equal weights.
+    import cnnzoo
+
+    model = cnnzoo.create_model("resnet50", include_top=False, input_shape=(32, 32, 3))
+    kernels = [model.get_layer(f"conv4_block{i}_1_conv").kernel.numpy() for i in (2, 3, 4)]
+    assert not np.array_equal(kernels[0], kernels[1]) and not np.array_equal(kernels[1], kernels[2])
+    dense = cnnzoo.create_model("densenet121", include_top=False, input_shape=(32, 32, 3))
+    first, second = (dense.get_layer(f"conv2_block{i}_2_conv").kernel.numpy() for i in (1, 2))  # both 3x3, 128 -> 32
+    assert first.shape == second.shape and not np.array_equal(first, second)
+
+
+@pytest.mark.parametrize("groups,filters", [(4, 8), (8, 8)])   # grouped (ResNeXt) and depthwise (ConvNeXt)
+def test_grouped_conv2d_equals_keras_and_keeps_its_weights(groups, filters):
+    from cnnzoo.layers.blocks import Conv2D
+
+    x = np.random.default_rng(0).normal(size=(2, 9, 9, 8)).astype("float32")
+    ours = Conv2D(filters, 3, strides=2, padding="same", groups=groups)
+    theirs = keras.layers.Conv2D(filters, 3, strides=2, padding="same", groups=groups)
+    ours.build(x.shape), theirs.build(x.shape)
+    theirs.set_weights(ours.get_weights())
+    np.testing.assert_allclose(ours(x), theirs(x), rtol=1e-5, atol=1e-5)
+    assert type(ours).__name__ == "Conv2D" and ours.kernel.shape == theirs.kernel.shape   # same file keys

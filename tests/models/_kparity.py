@@ -58,10 +58,19 @@ def keras_count(model):
     return model.count_params() - extra
 
 
+def _leaf_layers(model):
+    """model.layers with nested models (keras' ConvNeXt stem and downsampling Sequentials) opened."""
+    for layer in model.layers:
+        if isinstance(layer, keras.Model):
+            yield from _leaf_layers(layer)
+        else:
+            yield layer
+
+
 def independent_macs(model):
     """Multiply-adds from the formulas, written apart from cnnzoo.profile, over every layer of a model."""
     total = 0
-    for layer in model.layers:
+    for layer in _leaf_layers(model):
         cls = type(layer).__name__
         if cls not in ("Conv2D", "DepthwiseConv2D", "SeparableConv2D", "Dense"):
             continue

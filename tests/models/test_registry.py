@@ -11,10 +11,18 @@ from cnnzoo.scaling import compound_coefficients, make_divisible, round_filters,
 
 def test_list_models_pattern_and_natural_order():
     names = cnnzoo.list_models("resnet*")
-    assert names[:5] == ["resnet18", "resnet34", "resnet50", "resnet50_v1_5", "resnet101"]
+    assert names[:6] == ["resnet18", "resnet34", "resnet50", "resnet50_v1_5", "resnet50_v2", "resnet101"]
     assert cnnzoo.list_models("efficientnet_b?") == [f"efficientnet_b{i}" for i in range(8)]
     required = ["vgg11", "vgg13", "vgg16", "vgg19", "vgg11_bn", "vgg19_bn", "resnet152", "se_resnet18",
-                "se_resnet34", "se_resnet50", "se_resnet101", "mobilenet_v2", "mobilenet_v2_035", "mobilenet_v2_140"]
+                "se_resnet34", "se_resnet50", "se_resnet101", "mobilenet_v2", "mobilenet_v2_035", "mobilenet_v2_140",
+                # issue 15: the rest of keras.applications' CNN families, and ResNeXt
+                "densenet121", "densenet169", "densenet201", "inception_v3", "inception_resnet_v2", "xception",
+                "mobilenet_v1", "mobilenet_v1_025", "mobilenet_v1_050", "mobilenet_v1_075", "mobilenet_v1_100",
+                "mobilenet_v3_small", "mobilenet_v3_large", "mobilenet_v3_small_minimal", "mobilenet_v3_large_minimal",
+                *[f"efficientnet_v2_{v}" for v in ("b0", "b1", "b2", "b3", "s", "m", "l")],
+                *[f"convnext_{v}" for v in ("tiny", "small", "base", "large", "xlarge")],
+                "resnet50_v2", "resnet101_v2", "resnet152_v2", "nasnet_mobile", "nasnet_large", "resnext50_32x4d",
+                "resnext101_32x8d", "se_resnext50_32x4d"]
     assert set(required) <= set(cnnzoo.list_models())
     assert cnnzoo.list_models("nothing*") == []
 

@@ -1,4 +1,5 @@
-"""The building blocks of the zoo: ConvBNAct, SqueezeExcite, BasicBlock, Bottleneck, InvertedResidual.
+"""The building blocks of the zoo: ConvBNAct, SqueezeExcite, BasicBlock, Bottleneck, PreActBottleneck,
+InvertedResidual.
 
 Blocks are frozen dataclasses (a block *is* its spec) that add flat, deterministically named Keras layers to a
 functional graph when called on a tensor: `Bottleneck(64, strides=2)(x, name="conv3_block1")`. Flat layers with
@@ -15,11 +16,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import keras
-from keras import layers
+from keras import layers, ops
 
 from cnnzoo._checks import check_choice, check_float, check_fraction, check_int
 
-CONV_INIT = keras.initializers.VarianceScaling(scale=2.0, mode="fan_out", distribution="truncated_normal")
+# He (fan-out) initialization as torchvision. A config, not an instance: Keras fixes an instance's seed when it is
+# made, so one shared instance would give every same-shaped layer the same initial weights.
+CONV_INIT = {"class_name": "VarianceScaling",
+             "config": {"scale": 2.0, "mode": "fan_out", "distribution": "truncated_normal"}}
 
 
 def correct_pad(tensor, kernel_size: int) -> tuple[tuple[int, int], tuple[int, int]]:
@@ -28,6 +32,37 @@ def correct_pad(tensor, kernel_size: int) -> tuple[tuple[int, int], tuple[int, i
     adjust = (1, 1) if size[0] is None or size[1] is None else (1 - size[0] % 2, 1 - size[1] % 2)
     half = kernel_size // 2
     return ((half - adjust[0], half), (half - adjust[1], half))
+
+
+@keras.saving.register_keras_serializable(package="cnnzoo")
+class Conv2D(layers.Conv2D):
+    """keras' Conv2D whose grouped convolutions (`groups` > 1) run as one plain TensorFlow op.
+
+    Keras' TensorFlow backend runs every grouped convolution inside an XLA-compiled function (a CPU workaround),
+    which tf2onnx cannot convert and which compiles again for each new input shape. Here the depthwise case
+    (one input channel per group: ConvNeXt's 7x7) is a depthwise convolution and any other grouped case
+    (ResNeXt's 3x3) is `tf.nn.convolution`, whose kernels take groups; `groups=1` is keras' own path. The class
+    name, config and weights are keras' Conv2D's, so keras.applications weight files (both layouts) load.
+
+    Example:
+        >>> y = Conv2D(64, 3, padding="same", groups=32)(x)     # exports to TFLite and ONNX
+    """
+
+    def convolution_op(self, inputs, kernel):
+        channels = inputs.shape[-1]
+        if self.groups == 1 or self.data_format != "channels_last" or len(inputs.shape) != 4:
+            return super().convolution_op(inputs, kernel)
+        if self.groups == channels == kernel.shape[-1] and kernel.shape[-2] == 1:
+            # (k, k, 1, C): output channel c filters input channel c, the depthwise (k, k, C, 1) layout.
+            depthwise = ops.reshape(kernel, tuple(kernel.shape[:2]) + (self.groups, 1))
+            return ops.depthwise_conv(inputs, depthwise, strides=self.strides, padding=self.padding,
+                                      data_format=self.data_format, dilation_rate=self.dilation_rate)
+        if keras.backend.backend() != "tensorflow":  # the XLA detour is TensorFlow's alone
+            return super().convolution_op(inputs, kernel)
+        import tensorflow as tf
+
+        return tf.nn.convolution(inputs, kernel, strides=self.strides, padding=self.padding.upper(),
+                                 dilations=self.dilation_rate, data_format="NHWC")
 
 
 def drop_path(x, rate: float, name: str):
@@ -161,8 +196,9 @@ def _se_from_ratio(se_ratio: float | None, channels: int, activation: str) -> Sq
 class BasicBlock:
     """ResNet basic block (two 3x3 convs), torchvision's layout with keras.applications-style names.
 
-    `{name}_1_conv` (3x3, stride) -> `{name}_2_conv` (3x3) [-> SE] + shortcut (`{name}_0_conv` 1x1 projection when
-    the shape changes) -> `{name}_add` -> `{name}_out`. `expansion = 1`.
+    `{name}_1_conv` (3x3, stride) -> `{name}_2_conv` (3x3) [-> SE] [-> `{name}_drop`] + shortcut (`{name}_0_conv`
+    1x1 projection when the shape changes) -> `{name}_add` -> `{name}_out`. `drop_rate` is stochastic depth on the
+    residual branch (`drop_path`; no layer at 0). `expansion = 1`.
     """
 
     filters: int
@@ -171,6 +207,7 @@ class BasicBlock:
     use_bias: bool = False
     bn_epsilon: float = 1e-5
     bn_momentum: float = 0.9
+    drop_rate: float = 0.0
     expansion = 1
 
     def __post_init__(self):
@@ -178,6 +215,7 @@ class BasicBlock:
         check_int("strides", self.strides, minimum=1)
         if self.se_ratio is not None:
             check_float("se_ratio", self.se_ratio, minimum=0.0, maximum=1.0)
+        check_fraction("drop_rate", self.drop_rate)
         _check_bn(self.bn_epsilon, self.bn_momentum)
 
     def _conv(self, filters, kernel, strides, padding, activation):
@@ -197,37 +235,108 @@ class BasicBlock:
         se = _se_from_ratio(self.se_ratio, self.filters, "relu")
         if se is not None:
             y = se(y, prefix=f"{name}_")
+        y = drop_path(y, self.drop_rate, name=f"{name}_drop")
         y = layers.Add(name=f"{name}_add")([shortcut, y])
         return layers.Activation("relu", name=f"{name}_out")(y)
 
 
 @dataclass(frozen=True)
 class Bottleneck(BasicBlock):
-    """ResNet bottleneck (1x1 reduce, 3x3, 1x1 expand x4), keras.applications' v1 names.
+    """ResNet bottleneck (1x1 reduce, 3x3, 1x1 expand x4), keras.applications' v1 names; ResNeXt with `groups`.
 
     `stride_in_3x3=False` is v1 (stride on the first 1x1, as keras.applications' ResNet50); True is v1.5
-    (stride on the 3x3, as torchvision and NVIDIA's ResNet50 v1.5). `expansion = 4`.
+    (stride on the 3x3, as torchvision and NVIDIA's ResNet50 v1.5). `groups` > 1 makes the 3x3 a grouped
+    convolution (ResNeXt, Xie et al. 2017) of `width = int(filters * base_width / 64) * groups` channels,
+    torchvision's rule (`groups=32, base_width=4` is ResNeXt-50 32x4d); the defaults give width = filters.
+    `expansion = 4`: the block outputs `filters * 4` channels.
     """
 
     stride_in_3x3: bool = False
     use_bias: bool = True
     bn_epsilon: float = 1.001e-5
     bn_momentum: float = 0.99
+    groups: int = 1
+    base_width: int = 64
     expansion = 4
+
+    def __post_init__(self):
+        super().__post_init__()
+        check_int("groups", self.groups, minimum=1)
+        check_int("base_width", self.base_width, minimum=1)
+        if self.width < 1:
+            raise ValueError(f"`filters * base_width / 64` must be at least 1 (the width of one group). "
+                             f"Received: filters={self.filters}, base_width={self.base_width}")
+
+    @property
+    def width(self) -> int:
+        """Channels of the 1x1 reduce and the (grouped) 3x3."""
+        return int(self.filters * self.base_width / 64) * self.groups
 
     def __call__(self, x, name: str):
         out_channels = self.filters * self.expansion
+        width = self.width
         shortcut = self._shortcut(x, out_channels, name)
         s1, s3 = (1, self.strides) if self.stride_in_3x3 else (self.strides, 1)
-        y = self._conv(self.filters, 1, s1, "valid", "relu")(x, name=f"{name}_1")
-        # PyTorch pads a stride-2 3x3 symmetrically; TF "same" would pad only bottom/right.
-        y = self._conv(self.filters, 3, s3, "symmetric" if s3 > 1 else "same", "relu")(y, name=f"{name}_2")
+        y = self._conv(width, 1, s1, "valid", "relu")(x, name=f"{name}_1")
+        if s3 > 1:  # PyTorch pads a stride-2 3x3 symmetrically; TF "same" would pad only bottom/right.
+            y = layers.ZeroPadding2D(1, name=f"{name}_2_pad")(y)
+        conv = Conv2D if self.groups > 1 else layers.Conv2D   # grouped: one plain op that exports
+        y = conv(width, 3, strides=s3, padding="valid" if s3 > 1 else "same", groups=self.groups,
+                 use_bias=self.use_bias, kernel_initializer=CONV_INIT, name=f"{name}_2_conv")(y)
+        y = layers.BatchNormalization(epsilon=self.bn_epsilon, momentum=self.bn_momentum, name=f"{name}_2_bn")(y)
+        y = layers.Activation("relu", name=f"{name}_2_relu")(y)
         y = self._conv(out_channels, 1, 1, "valid", None)(y, name=f"{name}_3")
         se = _se_from_ratio(self.se_ratio, out_channels, "relu")
         if se is not None:
             y = se(y, prefix=f"{name}_")
+        y = drop_path(y, self.drop_rate, name=f"{name}_drop")
         y = layers.Add(name=f"{name}_add")([shortcut, y])
         return layers.Activation("relu", name=f"{name}_out")(y)
+
+
+@dataclass(frozen=True)
+class PreActBottleneck:
+    """Pre-activation bottleneck (He et al. 2016, "Identity Mappings"), keras.applications' ResNetV2 layout and names.
+
+    `{name}_preact_bn` -> `{name}_preact_relu` -> `{name}_1_conv` (1x1, no bias) -> `_1_bn` -> `_1_relu` ->
+    `_2_pad` -> `_2_conv` (3x3, stride, no bias) -> `_2_bn` -> `_2_relu` -> `_3_conv` (1x1 to `filters * 4`, with
+    bias) [-> `{name}_drop`] + shortcut -> `{name}_out` (the add; no activation after it). The shortcut is
+    `{name}_0_conv` (1x1 with bias, on the pre-activation) when `conv_shortcut`, else the block input, subsampled
+    by `{name}_0_pool` (1x1 max pool) when `strides` > 1. keras puts a stage's stride in its LAST block.
+    """
+
+    filters: int
+    strides: int = 1
+    conv_shortcut: bool = False
+    bn_epsilon: float = 1.001e-5
+    bn_momentum: float = 0.99
+    drop_rate: float = 0.0
+    expansion = 4
+
+    def __post_init__(self):
+        check_int("filters", self.filters, minimum=1)
+        check_int("strides", self.strides, minimum=1)
+        check_fraction("drop_rate", self.drop_rate)
+        _check_bn(self.bn_epsilon, self.bn_momentum)
+
+    def __call__(self, x, name: str):
+        bn = dict(bn_epsilon=self.bn_epsilon, bn_momentum=self.bn_momentum)
+        out_channels = self.filters * self.expansion
+        preact = layers.BatchNormalization(epsilon=self.bn_epsilon, momentum=self.bn_momentum,
+                                           name=f"{name}_preact_bn")(x)
+        preact = layers.Activation("relu", name=f"{name}_preact_relu")(preact)
+        if self.conv_shortcut:
+            shortcut = layers.Conv2D(out_channels, 1, strides=self.strides, kernel_initializer=CONV_INIT,
+                                     name=f"{name}_0_conv")(preact)
+        elif self.strides > 1:
+            shortcut = layers.MaxPooling2D(1, strides=self.strides, name=f"{name}_0_pool")(x)
+        else:
+            shortcut = x
+        y = ConvBNAct(self.filters, 1, padding="valid", **bn)(preact, name=f"{name}_1")
+        y = ConvBNAct(self.filters, 3, strides=self.strides, padding="symmetric", **bn)(y, name=f"{name}_2")
+        y = layers.Conv2D(out_channels, 1, kernel_initializer=CONV_INIT, name=f"{name}_3_conv")(y)
+        y = drop_path(y, self.drop_rate, name=f"{name}_drop")
+        return layers.Add(name=f"{name}_out")([shortcut, y])
 
 
 @dataclass(frozen=True)
