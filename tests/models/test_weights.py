@@ -1,41 +1,17 @@
 """keras.applications weight files (both layouts) load into the shared architectures and give the same logits."""
-import h5py
 import keras
 import numpy as np
 import pytest
-from keras.src.legacy.saving import legacy_h5_format
 
+import _kparity as kp
 import cnnzoo
 from cnnzoo.layers import Preprocessing
 
 KA = keras.applications
 
 
-def _randomize(model, seed=0):
-    """Random values in every variable (BN moving statistics too), so a misassigned weight shows in the logits."""
-    rng = np.random.default_rng(seed)
-    for w in model.weights:
-        value = rng.normal(0, 0.05, w.shape)
-        if "variance" in w.path:
-            value = rng.uniform(0.5, 1.5, w.shape)
-        elif "gamma" in w.path:
-            value = rng.uniform(0.8, 1.2, w.shape)
-        w.assign(value.astype(w.dtype))
-
-
-def _save(model, path, layout):
-    if layout == "keras3":
-        model.save_weights(path)
-    else:  # the layout keras.applications distributes its ImageNet files in
-        with h5py.File(path, "w") as f:
-            legacy_h5_format.save_weights_to_hdf5_group(f, model)
-    return str(path)
-
-
-def _rel_diff(a, b):
-    a, b = np.asarray(a, "float64"), np.asarray(b, "float64")
-    return np.max(np.abs(a - b)) / max(np.max(np.abs(b)), 1e-12)
-
+# The shared checks' helpers: randomize every variable, save in either layout, relative difference.
+_randomize, _save, _rel_diff = kp.randomize, kp.save, kp.rel_diff
 
 
 CASES = [  # (cnnzoo name, keras.applications builder, kwargs, input size, include_top)
