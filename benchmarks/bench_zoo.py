@@ -17,6 +17,7 @@ keras.applications EfficientNetB0 has Rescaling + Normalization layers inside ev
 Usage:
     python benchmarks/bench_zoo.py --quick            # mobilenet_v2 at 64 px, a minute or two
     python benchmarks/bench_zoo.py                    # the four models at 224 px, 7 rounds
+    python benchmarks/bench_zoo.py --families         # one member of each newer family at 160 px, 7 rounds
 """
 from __future__ import annotations
 
@@ -37,35 +38,75 @@ PAIRS = [("resnet50", "ResNet50", None, "resnet50"),
          ("vgg16", "VGG16", None, "vgg16")]
 EXTRA = [("efficientnet_b0", "EfficientNetB0", "default", "efficientnet_b0+norm")]
 QUICK_PAIRS = [("mobilenet_v2", "MobileNetV2", None, "mobilenet_v2")]
+#: One member of every family that issue #15 added and keras.applications also has (ResNeXt has no keras twin),
+#: with the keras arguments that leave its in-model preprocessing out (cnnzoo side: preprocessing=None).
+#: (cnnzoo name, keras.applications class, label, keras kwargs)
+FAMILY_PAIRS = [("densenet121", "DenseNet121", "densenet121", {}),
+                ("inception_v3", "InceptionV3", "inception_v3", {}),
+                ("inception_resnet_v2", "InceptionResNetV2", "inception_resnet_v2", {}),
+                ("xception", "Xception", "xception", {}),
+                ("mobilenet_v1_100", "MobileNet", "mobilenet_v1_100", {}),
+                ("mobilenet_v3_small", "MobileNetV3Small", "mobilenet_v3_small", {"include_preprocessing": False}),
+                ("efficientnet_v2_b0", "EfficientNetV2B0", "efficientnet_v2_b0", {"include_preprocessing": False}),
+                ("convnext_tiny", "ConvNeXtTiny", "convnext_tiny", {"include_preprocessing": False}),
+                ("resnet50_v2", "ResNet50V2", "resnet50_v2", {}),
+                ("nasnet_mobile", "NASNetMobile", "nasnet_mobile", {})]
+QUICK_FAMILIES = ("mobilenet_v3_small", "convnext_tiny")
 
 
 def measures(batch: int) -> tuple[str, str, str]:
     return ("inference_b1", f"inference_b{batch}", f"train_b{batch}")
 
 
-def settings(quick: bool, rounds: int | None) -> dict:
+def settings(quick: bool, rounds: int | None, families: bool = False) -> dict:
+    """Sizes and rows. `families`: the family rows only, at 160 px and batch 16 (10 models; 224 px would take
+    most of an hour on 2 cores), Inception-sized inputs included (its stem needs >= 75 px)."""
+    if families:
+        pairs = [p for p in FAMILY_PAIRS if not quick or p[0] in QUICK_FAMILIES]
+        if quick:
+            return dict(size=96, batch=4, rounds=rounds or 3, b1_calls=5, pairs=[], families=pairs, extra=[])
+        return dict(size=160, batch=16, rounds=rounds or 7, b1_calls=20, pairs=[], families=pairs, extra=[])
     if quick:
-        return dict(size=64, batch=8, rounds=rounds or 3, b1_calls=5, pairs=QUICK_PAIRS, extra=[])
-    return dict(size=224, batch=32, rounds=rounds or 7, b1_calls=20, pairs=PAIRS, extra=EXTRA)
+        return dict(size=64, batch=8, rounds=rounds or 3, b1_calls=5, pairs=QUICK_PAIRS, families=[], extra=[])
+    return dict(size=224, batch=32, rounds=rounds or 7, b1_calls=20, pairs=PAIRS, families=[], extra=EXTRA)
 
 
 def compare(name: str, keras_class: str, preprocessing, *, size: int, batch: int, rounds: int, b1_calls: int,
-            wanted=None, log=print) -> dict:
-    """Build both models, time them interleaved, return figures per measure."""
+            wanted=None, keras_kwargs=None, log=print) -> dict:
+    """Build both models, time them interleaved, return figures per measure.
+
+    With `keras_kwargs` (the family rows) keras' weights go over through a saved `.weights.h5` file, which
+    `cnnzoo.create_model(weights=)` loads whatever keras named its layers; else layer by layer by name.
+    """
     import keras
     import numpy as np
     import tensorflow as tf
 
     import cnnzoo
 
-    ours = cnnzoo.create_model(name, num_classes=1000, input_shape=(size, size, 3), preprocessing=preprocessing)
-    theirs = getattr(keras.applications, keras_class)(weights=None, input_shape=(size, size, 3), classes=1000)
-    facts = {"cnnzoo_params": ours.count_params(), "keras_params": theirs.count_params(),
-             "cnnzoo_layers": len(ours.layers), "keras_layers": len(theirs.layers),
-             # Same numbers too, not only the same graph: the initializers differ (cnnzoo: He fan-out, like timm),
-             # and values can change a kernel's speed (denormals), so keras' weights are copied over by name.
-             "weights_copied": copy_weights(theirs, ours)}
+    theirs = getattr(keras.applications, keras_class)(weights=None, input_shape=(size, size, 3), classes=1000,
+                                                      **(keras_kwargs or {}))
     rng = np.random.default_rng(0)
+    if keras_kwargs is None:
+        ours = cnnzoo.create_model(name, num_classes=1000, input_shape=(size, size, 3), preprocessing=preprocessing)
+        # Same numbers too, not only the same graph: the initializers differ (cnnzoo: He fan-out, like timm),
+        # and values can change a kernel's speed (denormals), so keras' weights are copied over by name.
+        copied = copy_weights(theirs, ours)
+    else:
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as tmp:
+            path = os.path.join(tmp, f"{name}.weights.h5")
+            theirs.save_weights(path)
+            ours = cnnzoo.create_model(name, num_classes=1000, input_shape=(size, size, 3),
+                                       preprocessing=preprocessing, weights=path)
+        copied = "all (keras weights file)"
+    probe = rng.uniform(0, 255, (1, size, size, 3)).astype("float32") / 127.5 - 1.0
+    a, b = np.asarray(ours(probe, training=False)), np.asarray(theirs(probe, training=False))
+    facts = {"cnnzoo_params": ours.count_params(), "keras_params": theirs.count_params(),
+             "cnnzoo_layers": len(ours.layers), "keras_layers": len(theirs.layers), "weights_copied": copied,
+             # the two models compute the same function (softmax outputs on one random image)
+             "max_abs_output_diff": float(np.max(np.abs(a - b)))}
     x_big = tf.constant(rng.uniform(0, 255, (batch, size, size, 3)).astype("float32"))
     x_one = x_big[:1]
     labels = np.arange(batch) % 1000
@@ -163,23 +204,30 @@ def _line(name: str, measure: str, figures: dict) -> str:
 
 
 def main(argv=None, log=print) -> dict:
-    args = _common.parser(__doc__.splitlines()[0], "bench_zoo.json").parse_args(argv)
-    config = settings(args.quick, args.rounds)
+    p = _common.parser(__doc__.splitlines()[0], "bench_zoo.json")
+    p.add_argument("--families", action="store_true",
+                   help="one member of each family added in issue #15 instead (160 px, batch 16)")
+    args = p.parse_args(argv)
+    config = settings(args.quick, args.rounds, args.families)
     started = time.perf_counter()
     import keras
 
     info = _common.machine_info()
     rows = {}
     names = measures(config["batch"])
-    jobs = [(p, names) for p in config["pairs"]] + [(p, names[:2]) for p in config["extra"]]
-    for (name, keras_class, preprocessing, label), wanted in jobs:
+    jobs = [(p + (None,), names) for p in config["pairs"]] + [(p + (None,), names[:2]) for p in config["extra"]]
+    jobs += [((name, keras_class, None, label, kwargs), names) for name, keras_class, label, kwargs in
+             config["families"]]
+    for (name, keras_class, preprocessing, label, keras_kwargs), wanted in jobs:
         rows[label] = compare(name, keras_class, preprocessing, size=config["size"], batch=config["batch"],
-                              rounds=config["rounds"], b1_calls=config["b1_calls"], wanted=wanted, log=log)
+                              rounds=config["rounds"], b1_calls=config["b1_calls"], wanted=wanted,
+                              keras_kwargs=keras_kwargs, log=log)
         rows[label]["cnnzoo_preprocessing"] = preprocessing
         keras.backend.clear_session()
         gc.collect()
     report = {
-        "benchmark": "zoo", "quick": args.quick, "image_size": config["size"], "batch": config["batch"],
+        "benchmark": "zoo", "quick": args.quick, "families": args.families,
+        "image_size": config["size"], "batch": config["batch"],
         "rounds": config["rounds"], "batch1_calls_per_round": config["b1_calls"],
         "style": "both models called as model(x, training=False) inside their own tf.function (no XLA), batch 1 "
                  f"as the fastest of {config['b1_calls']} calls per round; training: train_on_batch with SGD, "

@@ -18,7 +18,7 @@ from pathlib import Path
 from cnnzoo._checks import received
 
 #: The benchmark names `only` accepts, in the order they run.
-BENCHMARKS = ("zoo", "deploy", "precision", "data", "finetune")
+BENCHMARKS = ("zoo", "deploy", "precision", "data", "finetune", "zoo_families", "families")
 
 
 def run_benchmarks(*, quick: bool = False, out_dir=None, only=None, benchmarks_dir=None, log=print) -> dict:

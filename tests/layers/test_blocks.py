@@ -3,6 +3,7 @@ import dataclasses
 
 import keras
 import numpy as np
+import tensorflow as tf
 import pytest
 
 from cnnzoo.layers import BasicBlock, Bottleneck, ConvBNAct, InvertedResidual, Preprocessing, SqueezeExcite
@@ -113,3 +114,17 @@ def test_grouped_conv2d_equals_keras_and_keeps_its_weights(groups, filters):
     theirs.set_weights(ours.get_weights())
     np.testing.assert_allclose(ours(x), theirs(x), rtol=1e-5, atol=1e-5)
     assert type(ours).__name__ == "Conv2D" and ours.kernel.shape == theirs.kernel.shape   # same file keys
+    # Gradients too, eager and in a graph: TensorFlow's CPU kernels have no grouped backprop without oneDNN.
+    weights = np.arange(filters, dtype="float32")
+
+    def grads(layer, inputs):
+        with tf.GradientTape() as tape:
+            tape.watch(inputs)
+            loss = tf.reduce_sum(layer(inputs) * weights)
+        return tape.gradient(loss, [inputs, layer.kernel, layer.bias])
+
+    xt = tf.constant(x)
+    expected = grads(theirs, xt)
+    for got in (grads(ours, xt), tf.function(grads)(ours, xt)):
+        for a, b in zip(got, expected):
+            np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)

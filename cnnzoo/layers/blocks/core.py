@@ -59,10 +59,51 @@ class Conv2D(layers.Conv2D):
                                       data_format=self.data_format, dilation_rate=self.dilation_rate)
         if keras.backend.backend() != "tensorflow":  # the XLA detour is TensorFlow's alone
             return super().convolution_op(inputs, kernel)
-        import tensorflow as tf
+        return _grouped_conv(inputs, kernel, tuple(self.strides), self.padding.upper(), tuple(self.dilation_rate))
 
-        return tf.nn.convolution(inputs, kernel, strides=self.strides, padding=self.padding.upper(),
-                                 dilations=self.dilation_rate, data_format="NHWC")
+
+def _grouped_conv(inputs, kernel, strides, padding, dilations):
+    """A grouped NHWC convolution as one plain op forward; its gradients XLA-compiled.
+
+    TensorFlow's CPU kernels compute grouped convolutions forward but not their gradients ("Gradients for grouped
+    convolutions are not supported on CPU", unless oneDNN is on), so the backward pass runs the two backprop ops
+    under XLA, which supports groups on every device. The exported (inference) graph is the plain op.
+    """
+    import tensorflow as tf
+
+    strides4, dilations4 = (1, *strides, 1), (1, *dilations, 1)
+
+    @tf.custom_gradient
+    def conv(x, k):
+        y = tf.nn.convolution(x, k, strides=strides, padding=padding, dilations=dilations, data_format="NHWC")
+
+        def grad(dy):
+            return _grouped_conv_grads(x, k, dy, strides4, padding, dilations4)
+
+        return y, grad
+
+    # A tensor, not the variable: the gradient then flows to the kernel through its read, as for any op.
+    return conv(tf.convert_to_tensor(inputs), tf.convert_to_tensor(kernel))
+
+
+def _grouped_conv_grads(x, k, dy, strides, padding, dilations):
+    import tensorflow as tf
+
+    global _GRADS
+    if _GRADS is None:
+        @tf.function(jit_compile=True, reduce_retracing=True)
+        def grads(x, k, dy, strides, padding, dilations):
+            dx = tf.raw_ops.Conv2DBackpropInput(input_sizes=tf.shape(x), filter=k, out_backprop=dy, strides=strides,
+                                                padding=padding, dilations=dilations)
+            dk = tf.raw_ops.Conv2DBackpropFilter(input=x, filter_sizes=tf.shape(k), out_backprop=dy, strides=strides,
+                                                 padding=padding, dilations=dilations)
+            return dx, dk
+
+        _GRADS = grads
+    return _GRADS(x, k, tf.cast(dy, x.dtype), strides, padding, dilations)
+
+
+_GRADS = None
 
 
 def drop_path(x, rate: float, name: str):

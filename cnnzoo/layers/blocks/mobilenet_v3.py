@@ -1,8 +1,8 @@
 """MobileNetV3 blocks (Howard et al. 2019): hard-swish and hard-sigmoid, its squeeze-and-excite, its inverted residual.
 
-Hard-swish and hard-sigmoid are computed as keras.applications' MobileNetV3 computes them, from plain Keras layers
-(no custom op), so the graph converts to TFLite int8 and ONNX:
-    hard_sigmoid(x) = relu6(x + 3) * (1 / 6)      three weightless layers: shift, ReLU(6), scale
+Hard-swish and hard-sigmoid are computed as keras.applications' MobileNetV3 computes them, with the same three
+float ops in the same order (no custom op), so the graph converts to TFLite int8 and ONNX:
+    hard_sigmoid(x) = relu6(x + 3) * (1 / 6)      `Activation(hard_sigmoid_gate)`: add, relu6, multiply
     hard_swish(x)   = x * relu6(x + 3) / 6        `Activation("hard_swish")`, keras' own activation
 
 Example:
@@ -14,7 +14,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from keras import layers
+import keras
+from keras import layers, ops
 
 from cnnzoo._checks import check_choice, check_float, check_fraction, check_int
 from cnnzoo.layers.blocks.core import CONV_INIT, ConvBNAct, drop_path
@@ -31,14 +32,18 @@ def activation(x, kind: str, name: str):
     return layers.Activation("hard_swish", name=name)(x)
 
 
-def hard_sigmoid(x, name: str):
-    """relu6(x + 3) * (1 / 6), the same float operations in the same order as keras.applications' MobileNetV3.
+@keras.saving.register_keras_serializable(package="cnnzoo")
+def hard_sigmoid_gate(x):
+    """relu6(x + 3) * (1 / 6): keras.applications' MobileNetV3 gate, the same three ops in the same order."""
+    return ops.relu6(x + 3.0) * (1.0 / 6.0)
 
-    Layers: `{name}_shift` (x * 1 + 3, exact), `{name}_relu6`, `{name}` (x * (1 / 6) + 0, exact).
+
+def hard_sigmoid(x, name: str):
+    """MobileNetV3's hard-sigmoid as one weightless layer `{name}` (`Activation(hard_sigmoid_gate)`).
+
+    Keras' own "hard_sigmoid" activation is relu6(x + 3) / 6 in another order (last bits differ), so it is not used.
     """
-    x = layers.Rescaling(1.0, offset=3.0, name=f"{name}_shift")(x)
-    x = layers.ReLU(6.0, name=f"{name}_relu6")(x)
-    return layers.Rescaling(1.0 / 6.0, name=name)(x)
+    return layers.Activation(hard_sigmoid_gate, name=name)(x)
 
 
 @dataclass(frozen=True)
@@ -46,7 +51,7 @@ class SqueezeExciteV3:
     """MobileNetV3's squeeze-and-excitation: global average -> 1x1 conv + ReLU -> 1x1 conv -> hard-sigmoid gate.
 
     keras.applications' names: `{prefix}squeeze_excite_avg_pool` (keepdims), `_conv` (`reduced_filters`, bias),
-    `_relu`, `_conv_1` (back to the input width), `_hard_sigmoid` (three layers, see `hard_sigmoid`), `_mul`.
+    `_relu`, `_conv_1` (back to the input width), `_hard_sigmoid` (see `hard_sigmoid`), `_mul`.
     """
 
     reduced_filters: int
