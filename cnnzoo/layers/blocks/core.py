@@ -13,6 +13,7 @@ Example:
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import keras
@@ -78,7 +79,7 @@ def _grouped_conv(inputs, kernel, strides, padding, dilations):
         y = tf.nn.convolution(x, k, strides=strides, padding=padding, dilations=dilations, data_format="NHWC")
 
         def grad(dy):
-            return _grouped_conv_grads(x, k, dy, strides4, padding, dilations4)
+            return _grouped_conv_grads()(x, k, dy, strides4, padding, dilations4)
 
         return y, grad
 
@@ -86,24 +87,21 @@ def _grouped_conv(inputs, kernel, strides, padding, dilations):
     return conv(tf.convert_to_tensor(inputs), tf.convert_to_tensor(kernel))
 
 
-def _grouped_conv_grads(x, k, dy, strides, padding, dilations):
+@functools.cache
+def _grouped_conv_grads():
+    """(x, kernel, dy, strides, padding, dilations) -> (dx, dkernel), XLA-compiled once per process."""
     import tensorflow as tf
 
-    global _GRADS
-    if _GRADS is None:
-        @tf.function(jit_compile=True, reduce_retracing=True)
-        def grads(x, k, dy, strides, padding, dilations):
-            dx = tf.raw_ops.Conv2DBackpropInput(input_sizes=tf.shape(x), filter=k, out_backprop=dy, strides=strides,
-                                                padding=padding, dilations=dilations)
-            dk = tf.raw_ops.Conv2DBackpropFilter(input=x, filter_sizes=tf.shape(k), out_backprop=dy, strides=strides,
-                                                 padding=padding, dilations=dilations)
-            return dx, dk
+    @tf.function(jit_compile=True, reduce_retracing=True)
+    def grads(x, k, dy, strides, padding, dilations):
+        dy = tf.cast(dy, x.dtype)
+        dx = tf.raw_ops.Conv2DBackpropInput(input_sizes=tf.shape(x), filter=k, out_backprop=dy, strides=strides,
+                                            padding=padding, dilations=dilations)
+        dk = tf.raw_ops.Conv2DBackpropFilter(input=x, filter_sizes=tf.shape(k), out_backprop=dy, strides=strides,
+                                             padding=padding, dilations=dilations)
+        return dx, dk
 
-        _GRADS = grads
-    return _GRADS(x, k, tf.cast(dy, x.dtype), strides, padding, dilations)
-
-
-_GRADS = None
+    return grads
 
 
 def drop_path(x, rate: float, name: str):
