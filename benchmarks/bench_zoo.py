@@ -18,6 +18,7 @@ Usage:
     python benchmarks/bench_zoo.py --quick            # mobilenet_v2 at 64 px, a minute or two
     python benchmarks/bench_zoo.py                    # the four models at 224 px, 7 rounds
     python benchmarks/bench_zoo.py --families         # one member of each newer family at 160 px, 7 rounds
+    python benchmarks/bench_zoo.py --families --members mobilenet_v3_small   # re-measure one row
 """
 from __future__ import annotations
 
@@ -207,8 +208,17 @@ def main(argv=None, log=print) -> dict:
     p = _common.parser(__doc__.splitlines()[0], "bench_zoo.json")
     p.add_argument("--families", action="store_true",
                    help="one member of each family added in issue #15 instead (160 px, batch 16)")
+    p.add_argument("--members", default=None,
+                   help="with --families: comma-separated cnnzoo names, to re-measure only those rows")
     args = p.parse_args(argv)
     config = settings(args.quick, args.rounds, args.families)
+    if args.members:
+        known = [pair[0] for pair in FAMILY_PAIRS]
+        wanted = args.members.split(",")
+        if not args.families or any(m not in known for m in wanted):
+            p.error(f"--members takes --families and names among {', '.join(known)}. "
+                    f"Received: --members={args.members!r}")
+        config["families"] = [pair for pair in FAMILY_PAIRS if pair[0] in wanted]
     started = time.perf_counter()
     import keras
 

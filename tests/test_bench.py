@@ -225,3 +225,12 @@ def test_precision_benchmark_rejects_unknown_variant_with_exit_code_2():
                             env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
     assert result.returncode == 2
     assert "Received: --variants='fp32,fp64'" in result.stderr and "fp64" in result.stderr
+
+
+def test_zoo_members_name_family_rows_or_are_refused(capsys):
+    zoo = _script("bench_zoo")
+    for argv in (["--members", "mobilenet_v3_small"], ["--families", "--members", "mobilenet_v3_smal"]):
+        with pytest.raises(SystemExit) as exit_info:
+            zoo.main(argv)
+        assert exit_info.value.code == 2
+        assert f"Received: --members='{argv[-1]}'" in capsys.readouterr().err

@@ -103,9 +103,13 @@ def test_same_shaped_layers_start_from_different_weights():
     assert first.shape == second.shape and not np.array_equal(first, second)
 
 
+@pytest.mark.parametrize("split", [False, True], ids=["auto-gradients", "split-gradients"])
 @pytest.mark.parametrize("groups,filters", [(4, 8), (8, 8)])   # grouped (ResNeXt) and depthwise (ConvNeXt)
-def test_grouped_conv2d_equals_keras_and_keeps_its_weights(groups, filters):
-    from cnnzoo.layers.blocks import Conv2D
+def test_grouped_conv2d_equals_keras_and_keeps_its_weights(groups, filters, split, monkeypatch):
+    from cnnzoo.layers.blocks import Conv2D, core
+
+    if split:   # the per-group backward pass that TensorFlow builds without oneDNN or a GPU take
+        monkeypatch.setattr(core, "_native_grouped_gradients", lambda: False)
 
     x = np.random.default_rng(0).normal(size=(2, 9, 9, 8)).astype("float32")
     ours = Conv2D(filters, 3, strides=2, padding="same", groups=groups)
@@ -114,7 +118,7 @@ def test_grouped_conv2d_equals_keras_and_keeps_its_weights(groups, filters):
     theirs.set_weights(ours.get_weights())
     np.testing.assert_allclose(ours(x), theirs(x), rtol=1e-5, atol=1e-5)
     assert type(ours).__name__ == "Conv2D" and ours.kernel.shape == theirs.kernel.shape   # same file keys
-    # Gradients too, eager and in a graph: TensorFlow's CPU kernels have no grouped backprop without oneDNN.
+    # Gradients too, eager and in a graph: TensorFlow's plain CPU kernels have no grouped backprop.
     weights = np.arange(filters, dtype="float32")
 
     def grads(layer, inputs):

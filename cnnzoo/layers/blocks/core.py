@@ -63,45 +63,54 @@ class Conv2D(layers.Conv2D):
         return _grouped_conv(inputs, kernel, tuple(self.strides), self.padding.upper(), tuple(self.dilation_rate))
 
 
-def _grouped_conv(inputs, kernel, strides, padding, dilations):
-    """A grouped NHWC convolution as one plain op forward; its gradients XLA-compiled.
+def _grouped_conv(inputs, kernel, strides, padding, dilations, *, split_gradients: bool | None = None):
+    """A grouped NHWC convolution as one plain op forward (what SavedModel, TFLite and ONNX get).
 
-    TensorFlow's CPU kernels compute grouped convolutions forward but not their gradients ("Gradients for grouped
-    convolutions are not supported on CPU", unless oneDNN is on), so the backward pass runs the two backprop ops
-    under XLA, which supports groups on every device. The exported (inference) graph is the plain op.
+    TensorFlow computes grouped-convolution gradients with oneDNN (on by default on x86 Linux) and cuDNN, but its
+    plain CPU kernels raise "Gradients for grouped convolutions are not supported on CPU" (`TF_ENABLE_ONEDNN_OPTS=0`,
+    ARM builds). There the backward pass runs the two backprop ops once per group on channel slices: the same
+    FLOPs at ~3x the native time (XLA's grouped backprop, the other way round the gap, is ~200x slower on CPU). `split_gradients=None`
+    picks by what this process's TensorFlow can do.
     """
     import tensorflow as tf
 
-    strides4, dilations4 = (1, *strides, 1), (1, *dilations, 1)
+    def forward(x, k):
+        return tf.nn.convolution(x, k, strides=strides, padding=padding, dilations=dilations, data_format="NHWC")
+
+    if split_gradients is None:
+        split_gradients = not _native_grouped_gradients()
+    if not split_gradients:
+        return forward(inputs, kernel)
+
+    strides4, dilations4 = [1, *strides, 1], [1, *dilations, 1]
 
     @tf.custom_gradient
     def conv(x, k):
-        y = tf.nn.convolution(x, k, strides=strides, padding=padding, dilations=dilations, data_format="NHWC")
-
         def grad(dy):
-            return _grouped_conv_grads()(x, k, dy, strides4, padding, dilations4)
+            dy = tf.cast(dy, x.dtype)
+            groups = x.shape[-1] // k.shape[-2]
+            xs, ks, dys = tf.split(x, groups, -1), tf.split(k, groups, -1), tf.split(dy, groups, -1)
+            dx = [tf.raw_ops.Conv2DBackpropInput(input_sizes=tf.shape(a), filter=b, out_backprop=d,
+                                                 strides=strides4, padding=padding, dilations=dilations4)
+                  for a, b, d in zip(xs, ks, dys)]
+            dk = [tf.raw_ops.Conv2DBackpropFilter(input=a, filter_sizes=tf.shape(b), out_backprop=d,
+                                                  strides=strides4, padding=padding, dilations=dilations4)
+                  for a, b, d in zip(xs, ks, dys)]
+            return tf.concat(dx, -1), tf.concat(dk, -1)
 
-        return y, grad
+        return forward(x, k), grad
 
     # A tensor, not the variable: the gradient then flows to the kernel through its read, as for any op.
     return conv(tf.convert_to_tensor(inputs), tf.convert_to_tensor(kernel))
 
 
 @functools.cache
-def _grouped_conv_grads():
-    """(x, kernel, dy, strides, padding, dilations) -> (dx, dkernel), XLA-compiled once per process."""
+def _native_grouped_gradients() -> bool:
+    """Whether TensorFlow here has grouped-convolution gradient kernels (oneDNN on, or a GPU)."""
     import tensorflow as tf
+    from tensorflow.python.util import _pywrap_util_port
 
-    @tf.function(jit_compile=True, reduce_retracing=True)
-    def grads(x, k, dy, strides, padding, dilations):
-        dy = tf.cast(dy, x.dtype)
-        dx = tf.raw_ops.Conv2DBackpropInput(input_sizes=tf.shape(x), filter=k, out_backprop=dy, strides=strides,
-                                            padding=padding, dilations=dilations)
-        dk = tf.raw_ops.Conv2DBackpropFilter(input=x, filter_sizes=tf.shape(k), out_backprop=dy, strides=strides,
-                                             padding=padding, dilations=dilations)
-        return dx, dk
-
-    return grads
+    return bool(_pywrap_util_port.IsMklEnabled() or tf.config.list_logical_devices("GPU"))
 
 
 def drop_path(x, rate: float, name: str):
