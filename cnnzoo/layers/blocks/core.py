@@ -69,7 +69,7 @@ def _grouped_conv(inputs, kernel, strides, padding, dilations, *, split_gradient
     TensorFlow computes grouped-convolution gradients with oneDNN (on by default on x86 Linux) and cuDNN, but its
     plain CPU kernels raise "Gradients for grouped convolutions are not supported on CPU" (`TF_ENABLE_ONEDNN_OPTS=0`,
     ARM builds). There the backward pass runs the two backprop ops once per group on channel slices: the same
-    FLOPs at ~3x the native time (XLA's grouped backprop, the other way round the gap, is ~200x slower on CPU). `split_gradients=None`
+    FLOPs at ~3x the native time (keras' XLA-compiled grouped backprop is ~200x slower on CPU). `split_gradients=None`
     picks by what this process's TensorFlow can do.
     """
     import tensorflow as tf
