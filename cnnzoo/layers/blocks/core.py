@@ -63,23 +63,21 @@ class Conv2D(layers.Conv2D):
         return _grouped_conv(inputs, kernel, tuple(self.strides), self.padding.upper(), tuple(self.dilation_rate))
 
 
-def _grouped_conv(inputs, kernel, strides, padding, dilations, *, split_gradients: bool | None = None):
+def _grouped_conv(inputs, kernel, strides, padding, dilations):
     """A grouped NHWC convolution as one plain op forward (what SavedModel, TFLite and ONNX get).
 
     TensorFlow computes grouped-convolution gradients with oneDNN (on by default on x86 Linux) and cuDNN, but its
     plain CPU kernels raise "Gradients for grouped convolutions are not supported on CPU" (`TF_ENABLE_ONEDNN_OPTS=0`,
     ARM builds). There the backward pass runs the two backprop ops once per group on channel slices: the same
-    FLOPs at ~3x the native time (keras' XLA-compiled grouped backprop is ~200x slower on CPU). `split_gradients=None`
-    picks by what this process's TensorFlow can do.
+    FLOPs at ~3x the native time (keras' XLA-compiled grouped backprop is ~200x slower on CPU).
+    Which one runs is decided once per process (`_native_grouped_gradients`).
     """
     import tensorflow as tf
 
     def forward(x, k):
         return tf.nn.convolution(x, k, strides=strides, padding=padding, dilations=dilations, data_format="NHWC")
 
-    if split_gradients is None:
-        split_gradients = not _native_grouped_gradients()
-    if not split_gradients:
+    if _native_grouped_gradients():
         return forward(inputs, kernel)
 
     strides4, dilations4 = [1, *strides, 1], [1, *dilations, 1]
