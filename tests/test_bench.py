@@ -234,3 +234,28 @@ def test_zoo_members_name_family_rows_or_are_refused(capsys):
             zoo.main(argv)
         assert exit_info.value.code == 2
         assert f"Received: --members='{argv[-1]}'" in capsys.readouterr().err
+
+
+def test_zoo_builds_as_units_decide_significance_when_measured():
+    zoo = _script("bench_zoo")
+    # Four builds per side, 3 rounds each. Instance 0 of cnnzoo is slow in every round (a badly placed build),
+    # the others match keras: per-round pairs look behind, the builds do not (p = 1/4 for the rank order).
+    seconds = {"cnnzoo": [1.2, 1.2, 1.2], "keras": [1.0, 1.0, 1.0],
+               "cnnzoo#1": [1.0, 0.99, 1.0], "keras#1": [1.01, 1.0, 0.98],
+               "cnnzoo#2": [0.97, 0.98, 0.97], "keras#2": [0.99, 0.99, 1.0],
+               "cnnzoo#3": [1.02, 1.02, 1.03], "keras#3": [0.96, 0.97, 0.96]}
+    figures = zoo._figures(seconds, 16)
+    builds = figures["instances"]
+    assert builds["cnnzoo_img_s"][0] == pytest.approx(16 / 1.2, abs=0.01)
+    assert builds["keras_a_a_ratio"] == pytest.approx(1.0 / 1.0, abs=0.02)
+    assert 0.05 < builds["slower_p"] < 1.0
+    assert figures["cnnzoo"]["rounds"] == 12 and figures["rounds_below_1"] >= 6
+    assert zoo._slower_p(figures) == builds["slower_p"]
+    # Every cnnzoo build slower than every keras build: the smallest p four against four allows, 1/70.
+    slow = {k: [s * 1.3 for s in v] if k.startswith("cnnzoo") else v for k, v in seconds.items()}
+    slow["cnnzoo"] = [1.4, 1.4, 1.4]
+    assert zoo._figures(slow, 16)["instances"]["slower_p"] == pytest.approx(1 / 70, abs=1e-4)
+    rows = {"m": {"inference_b16": figures}, "s": {"inference_b16": zoo._figures(slow, 16)}}
+    assert zoo.goal(rows, 16)["significantly_slower"] == ["s/inference_b16"]
+    text = zoo.markdown({"rows": rows, "batch": 16, "image_size": 160, "rounds": 3, "style": "s"})
+    assert "Builds as units" in text and "| s | inference_b16 |" in text
