@@ -35,6 +35,12 @@ BUILTIN_POOLINGS = ("avg", "max", None)
 STOCHASTIC_DEPTH_OPTIONS = ("drop_path_rate", "drop_connect_rate")
 # The package whose import registers the zoo's families.
 ZOO_PACKAGE = "cnnzoo.models"
+# Level i of a backbone has stride 2 ** (i + 1): C1 (stride 2) ... C5 (stride 32), timm's `out_indices` numbering.
+FEATURE_LEVELS = 5
+DEFAULT_OUT_INDICES = (1, 2, 3, 4)
+# Tap strides are read at this input size: large enough that valid-padding stems (Inception, Xception, NASNet)
+# still round to the right power of two at stride 32.
+_PROBE_SIZE = 256
 
 
 @dataclass(frozen=True)
@@ -53,6 +59,20 @@ class ModelEntry:
     fixed: tuple = ()  # options of `defaults` the name fixes (mobilenet_v2_035's alpha): no override may change them
     fixed_size_top: bool = False  # include_top needs a known input size (VGG's flattening head)
     min_input_size: int = 32  # the smallest height/width the architecture takes (valid-padding stems need more)
+    # Regex (fullmatch) of the layers that may be a feature level's tap; each level taps the LAST of them (model
+    # order) at its resolution: the stage output before the next downsampling, after its activation.
+    feature_taps: str = ""
+
+
+@dataclass(frozen=True)
+class FeatureLevel:
+    """One level of a features model: `index` i has stride `reduction` = 2 ** (i + 1) and name "C{i + 1}"."""
+
+    index: int
+    name: str
+    channels: int
+    reduction: int
+    layer: str
 
 
 @dataclass(frozen=True)
@@ -195,7 +215,8 @@ def _check_channels(channels: int, preprocessing, entry: ModelEntry, input_shape
 
 def create_model(name: str, *, num_classes: int = 1000, input_shape=None, include_top: bool = True,
                  pooling: str | None = "avg", dropout: float | None = None, classifier_activation="softmax",
-                 weights: str | None = None, preprocessing="default", **overrides) -> keras.Model:
+                 weights: str | None = None, preprocessing="default", features_only: bool = False,
+                 out_indices=DEFAULT_OUT_INDICES, **overrides) -> keras.Model:
     """Build a registered model with keras.applications' contract.
 
     Args:
@@ -211,6 +232,9 @@ def create_model(name: str, *, num_classes: int = 1000, input_shape=None, includ
         weights: None, a weights file (.weights.h5 or a keras.applications legacy .h5) or "imagenet".
         preprocessing: "default" puts the model's `Preprocessing` layer first (the model takes raw 0..255
             pixels); None leaves it out; a `Preprocessing` layer uses that one.
+        features_only: bool, return the backbone's stage feature maps instead (a list, strides of
+            `out_indices`) with `.feature_info` (see `feature_info`); the head arguments are then unused.
+        out_indices: with `features_only`, the levels to output: 0 (stride 2) ... 4 (stride 32).
         **overrides: family options (e.g. `alpha=0.5`, `drop_connect_rate=0.1`, `bn_momentum=0.9`); None values
             are dropped.
 
@@ -218,10 +242,17 @@ def create_model(name: str, *, num_classes: int = 1000, input_shape=None, includ
         >>> model = create_model("resnet18", num_classes=10, input_shape=(64, 64, 3))
         >>> model.output_shape
         (None, 10)
+        >>> backbone = create_model("resnet50", features_only=True, input_shape=(None, None, 3))
+        >>> [f.layer for f in backbone.feature_info]
+        ['conv2_block3_out', 'conv3_block4_out', 'conv4_block6_out', 'conv5_block3_out']
     """
     entry = get_entry(name)
     overrides = {k: v for k, v in overrides.items() if v is not None}
     _check_overrides(entry, overrides)
+    check_choice("features_only", features_only, (True, False))
+    if features_only:
+        _check_out_indices(out_indices, None, entry.name)
+        include_top, pooling = False, None
     _check_head_args(num_classes=num_classes, include_top=include_top, pooling=pooling, dropout=dropout,
                      classifier_activation=classifier_activation)
     shape = _check_input_shape(input_shape, entry, include_top)
@@ -268,6 +299,8 @@ def create_model(name: str, *, num_classes: int = 1000, input_shape=None, includ
             for layer in twin.layers:
                 if layer.weights:
                     model.get_layer(layer.name).set_weights(layer.get_weights())
+    if features_only:
+        return _features_model(model, entry, out_indices, kwargs)
     return model
 
 
@@ -324,3 +357,106 @@ def finetune_groups(model: keras.Model) -> "OrderedDict[str, list[keras.layers.L
     _check_zoo_loaded("finetune_groups")
     raise ValueError("Cannot find fine-tuning groups: the model's layer names match no cnnzoo architecture. "
                      f"Build it with cnnzoo.create_model. Received: model.name={model.name!r}")
+
+
+
+def _levels_of(model: keras.Model, entry: ModelEntry) -> tuple:
+    """Every level `model` (an any-size backbone, no head) has: the last tap candidate at each stride."""
+    import math
+
+    if not entry.feature_taps:
+        raise ValueError(f"{entry.name!r} registers no feature taps (ModelEntry.feature_taps). "
+                         f"{received('name', entry.name)}")
+    pattern = re.compile(entry.feature_taps)
+    candidates = [layer for layer in model.layers if pattern.fullmatch(layer.name) and len(layer.output.shape) == 4]
+    probe = keras.Model(model.inputs, [layer.output for layer in candidates])
+    channels = model.inputs[0].shape[-1]
+    specs = probe.compute_output_spec(keras.KerasTensor((1, _PROBE_SIZE, _PROBE_SIZE, channels)))
+    levels = {}
+    for layer, spec in zip(candidates, specs):
+        reduction = 2 ** round(math.log2(_PROBE_SIZE / spec.shape[1]))
+        index = int(math.log2(reduction)) - 1
+        if 0 <= index < FEATURE_LEVELS:   # later candidates at a stride replace earlier ones: the last one taps
+            levels[index] = FeatureLevel(index=index, name=f"C{index + 1}", channels=int(layer.output.shape[-1]),
+                                         reduction=reduction, layer=layer.name)
+    return tuple(levels[i] for i in sorted(levels))
+
+
+def _backbone(entry: ModelEntry, channels: int, options: dict) -> keras.Model:
+    inputs = keras.Input((None, None, channels), name="images")
+    outputs = entry.builder(inputs, include_top=False, num_classes=1, pooling=None, dropout=None,
+                            classifier_activation=None, **options)
+    return keras.Model(inputs, outputs, name=entry.name)
+
+
+@functools.lru_cache(maxsize=None)
+def _cached_levels(name: str, options: tuple) -> tuple:
+    entry = get_entry(name)
+    model = _backbone(entry, 3, dict(options))
+    try:
+        return _levels_of(model, entry)
+    finally:
+        del model
+
+
+def feature_info(model_or_name, **overrides) -> tuple:
+    """The feature levels of a zoo model: `FeatureLevel(index, name, channels, reduction, layer)` per level.
+
+    A name (with family options) gives every level the architecture has; a features model (from
+    `create_model(..., features_only=True)`, also after a `.keras` round trip) gives the levels it outputs.
+
+    Example:
+        >>> [(f.name, f.reduction, f.layer) for f in cnnzoo.registry.feature_info("resnet18")][1:3]
+        [('C2', 4, 'conv2_block2_out'), ('C3', 8, 'conv3_block2_out')]
+    """
+    if isinstance(model_or_name, keras.Model):
+        model = model_or_name
+        if getattr(model, "feature_info", None):
+            return tuple(model.feature_info)
+        names = [tensor._keras_history.operation.name for tensor in model.outputs]
+        levels = {level.layer: level for level in feature_info(model.name)} if model.name in _REGISTRY else {}
+        if not names or not all(n in levels for n in names):
+            raise ValueError("feature_info needs a zoo name or a features model of cnnzoo.create_model(..., "
+                             f"features_only=True). {received('model', model.name)}")
+        return tuple(levels[n] for n in names)
+    entry = get_entry(model_or_name)
+    overrides = {k: v for k, v in overrides.items() if v is not None}
+    _check_overrides(entry, overrides)
+    options = {**entry.defaults, **overrides}
+    return _cached_levels(entry.name, tuple(sorted(options.items(), key=lambda kv: kv[0])))
+
+
+def _check_out_indices(out_indices, levels: tuple | None, name: str) -> tuple:
+    """`out_indices` as a tuple of ints, each a level `levels` has (with `levels=None`: each in 0..4)."""
+    try:
+        wanted = tuple(out_indices)
+    except TypeError:
+        wanted = None
+    if (not wanted or any(isinstance(i, bool) or not isinstance(i, numbers.Integral) for i in wanted)
+            or len(set(wanted)) != len(wanted) or list(wanted) != sorted(wanted)
+            or not all(0 <= i < FEATURE_LEVELS for i in wanted)):
+        raise ValueError("`out_indices` must be distinct increasing level indices (0: stride 2 ... 4: stride 32). "
+                         f"{received('out_indices', out_indices)}")
+    if levels is None:
+        return tuple(int(i) for i in wanted)
+    indices = [level.index for level in levels]
+    missing = [i for i in wanted if i not in indices]
+    if missing:
+        raise ValueError(f"{name!r} has feature levels {indices} (strides "
+                         f"{[level.reduction for level in levels]}); no level {missing}. "
+                         f"{received('out_indices', out_indices)}")
+    return tuple(int(i) for i in wanted)
+
+
+def _features_model(model: keras.Model, entry: ModelEntry, out_indices, options: dict) -> keras.Model:
+    """`model` (a backbone without head) cut at the taps of `out_indices`; `.feature_info` set on it."""
+    if None in model.inputs[0].shape[1:3]:
+        levels = _levels_of(model, entry)
+    else:
+        levels = feature_info(entry.name, **options)
+    wanted = _check_out_indices(out_indices, levels, entry.name)
+    chosen = tuple(level for level in levels if level.index in wanted)
+    features = keras.Model(model.inputs, [model.get_layer(level.layer).output for level in chosen],
+                           name=entry.name)
+    features.feature_info = chosen
+    return features

@@ -147,8 +147,12 @@ def _keras_imagenet(name: str) -> ImageNetWeights:
     return ImageNetWeights(locate=locate, preprocessing=_PREPROCESSING, classifier=f"{name}_head_dense")
 
 
+# Feature taps (`create_model(features_only=True)`): each stage's last block output (no level at stride 2: the stem is a 4x4 stride-4 patchify).
+FEATURE_TAPS = r"\w+_stage_\d+_block_\d+_add"
+
 for _name, _spec in SPECS.items():
     register_model(ModelEntry(
+        feature_taps=FEATURE_TAPS,
         name=_name, family="convnext", builder=functools.partial(build_convnext, spec=_spec),
         default_input_size=224, paper=PAPER, preprocessing=_PREPROCESSING, group_of=convnext_group,
         imagenet=_keras_imagenet(_name),

@@ -109,8 +109,12 @@ def _keras_imagenet(name: str) -> ImageNetWeights:
     return ImageNetWeights(locate=locate, preprocessing=PREPROCESSING)
 
 
+# Feature taps (`create_model(features_only=True)`): each dense block's output after the transition's BN-ReLU (pool2..4_relu); the final relu at stride 32.
+FEATURE_TAPS = r"conv1_relu|pool\d+_relu|relu"
+
 for _name, _spec in SPECS.items():
     register_model(ModelEntry(
+        feature_taps=FEATURE_TAPS,
         name=_name,
         family="densenet",
         builder=functools.partial(build_densenet, spec=_spec),

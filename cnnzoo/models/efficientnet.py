@@ -148,8 +148,12 @@ def _keras_imagenet(variant: str):
 # that same result in one step.
 _PREPROCESSING = {"mode": "torch"}
 
+# Feature taps (`create_model(features_only=True)`): the last activation at each stride: the expansion of the next stride-2 block (as MobileNetV2), top_activation at stride 32.
+FEATURE_TAPS = r"(stem|top|block\d+[a-z]+(_expand)?)_activation|block\d+[a-z]+_add"
+
 for _variant, _s in PUBLISHED.items():
     register_model(ModelEntry(
+        feature_taps=FEATURE_TAPS,
         name=f"efficientnet_{_variant}", family="efficientnet", builder=build_efficientnet,
         default_input_size=_s.resolution, paper=PAPER, preprocessing=_PREPROCESSING, group_of=efficientnet_group,
         imagenet=_keras_imagenet(_variant),

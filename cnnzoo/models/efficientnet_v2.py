@@ -161,9 +161,13 @@ def _keras_imagenet(spec: V2Spec, preprocessing: dict) -> ImageNetWeights:
     return ImageNetWeights(locate=locate, preprocessing=preprocessing)
 
 
+# Feature taps (`create_model(features_only=True)`): the stage output (a fused stage's last block add) or the expansion of the next stride-2 MBConv block; top_activation at stride 32.
+FEATURE_TAPS = r"(stem|top|block\d+[a-z]+(_expand|_project)?)_activation|block\d+[a-z]+_add"
+
 for _variant, _spec in SPECS.items():
     _prep = TORCH if _variant.startswith("b") else MINUS_ONE_TO_ONE
     register_model(ModelEntry(
+        feature_taps=FEATURE_TAPS,
         name=f"efficientnet_v2_{_variant}", family="efficientnet_v2",
         builder=functools.partial(build_efficientnet_v2, spec=_spec), default_input_size=_spec.resolution,
         paper=PAPER, preprocessing=_prep, group_of=_group_of(len(_spec.stages)),

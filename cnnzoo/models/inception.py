@@ -236,6 +236,12 @@ def _locate_inception_resnet_v2(include_top, input_shape, kwargs):
     return file_name, ka.BASE_WEIGHT_URL + file_name, WEIGHTS_HASHES["inception_resnet_v2"][0 if include_top else 1]
 
 
+# Feature taps (`create_model(features_only=True)`): the stem's activations at strides 2 and 4, then each stage's
+# last module output (Inception-v3: mixed2, mixed7, mixed10; Inception-ResNet-v2: the last block35/block17
+# activation and conv_7b_ac).
+V3_FEATURE_TAPS = r"stem_conv\d+_relu|mixed\d+"
+IRV2_FEATURE_TAPS = r"stem_conv\d+_relu|block35_\d+_ac|block17_\d+_ac|conv_7b_ac"
+
 register_model(ModelEntry(
     name="inception_v3",
     family="inception_v3",
@@ -244,6 +250,7 @@ register_model(ModelEntry(
     paper=V3_PAPER,
     preprocessing=PREPROCESSING,
     group_of=inception_v3_group,
+    feature_taps=V3_FEATURE_TAPS,
     imagenet=ImageNetWeights(locate=_locate_inception_v3, preprocessing=PREPROCESSING),
     min_input_size=MIN_SIZE,
 ))
@@ -255,6 +262,7 @@ register_model(ModelEntry(
     paper=IRV2_PAPER,
     preprocessing=PREPROCESSING,
     group_of=inception_resnet_v2_group,
+    feature_taps=IRV2_FEATURE_TAPS,
     imagenet=ImageNetWeights(locate=_locate_inception_resnet_v2, preprocessing=PREPROCESSING),
     min_input_size=MIN_SIZE,
 ))

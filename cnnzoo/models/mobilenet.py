@@ -110,9 +110,13 @@ def _imagenet(include_top, input_shape, kwargs):
 IMAGENET = ImageNetWeights(locate=_imagenet, preprocessing={"mode": "tf"}, input_sizes=IMAGENET_SIZES)
 
 
+# Feature taps (`create_model(features_only=True)`): the last activation at each stride, which is the expansion of the next stride-2 block (block_1/3/6/13_expand_relu, 6x the block width; where SSDLite, DeepLab and the TF segmentation tutorial tap), and out_relu at stride 32.
+FEATURE_TAPS = r"Conv1_relu|expanded_conv_depthwise_relu|block_\d+_(expand|depthwise)_relu|out_relu"
+
 for _suffix, _alpha in [("", 1.0), ("_035", 0.35), ("_050", 0.5), ("_075", 0.75), ("_100", 1.0), ("_130", 1.3),
                         ("_140", 1.4)]:
     register_model(ModelEntry(
+        feature_taps=FEATURE_TAPS,
         name=f"mobilenet_v2{_suffix}", family="mobilenet_v2", builder=build_mobilenet_v2, default_input_size=224,
         paper=PAPER, preprocessing=IMAGENET.preprocessing, group_of=mobilenet_v2_group, imagenet=IMAGENET,
         defaults={"alpha": _alpha}, fixed=("alpha",) if _suffix else (),

@@ -124,8 +124,12 @@ def _imagenet(include_top, input_shape, kwargs):
 IMAGENET = ImageNetWeights(locate=_imagenet, preprocessing=PREPROCESSING, classifier="conv_preds",
                            input_sizes=IMAGENET_SIZES)
 
+# Feature taps (`create_model(features_only=True)`): the last pointwise ReLU at each stride.
+FEATURE_TAPS = r"conv1_relu|conv_(dw|pw)_\d+_relu"
+
 for _suffix, _alpha in [("", 1.0), ("_025", 0.25), ("_050", 0.5), ("_075", 0.75), ("_100", 1.0)]:
     register_model(ModelEntry(
+        feature_taps=FEATURE_TAPS,
         name=f"mobilenet_v1{_suffix}", family="mobilenet_v1", builder=build_mobilenet_v1, default_input_size=224,
         paper=PAPER, preprocessing=PREPROCESSING, group_of=mobilenet_v1_group, imagenet=IMAGENET,
         defaults={"alpha": _alpha}, fixed=("alpha",) if _suffix else (),

@@ -188,6 +188,9 @@ def _imagenet(include_top, input_shape, options):
 # keras' MobileNetV3 rescales inside the model (Rescaling(1 / 127.5, offset=-1)): x / 127.5 - 1, "tf" mode.
 IMAGENET = ImageNetWeights(locate=_imagenet, preprocessing={"mode": "tf"}, classifier="logits", input_sizes=(224,))
 
+# Feature taps (`create_model(features_only=True)`): the last activation at each stride: the expansion of the next stride-2 block (as MobileNetV2), conv_1 at stride 32.
+FEATURE_TAPS = r"(conv|conv_1|expanded_conv(_\d+)?_(expand|depthwise))_(relu|hard_swish)"
+
 for _type in MODEL_TYPES:
     _groups = _group_of(_type)
     for _suffix, _options, _fixed in [
@@ -197,6 +200,7 @@ for _type in MODEL_TYPES:
         ("_minimal", {"alpha": 1.0, "minimalistic": True}, ("model_type", "minimalistic")),
     ]:
         register_model(ModelEntry(
+            feature_taps=FEATURE_TAPS,
             name=f"mobilenet_v3_{_type}{_suffix}", family="mobilenet_v3", builder=build_mobilenet_v3,
             default_input_size=224, paper=PAPER, preprocessing=IMAGENET.preprocessing, group_of=_groups,
             imagenet=IMAGENET, defaults={"model_type": _type, **_options}, fixed=_fixed,

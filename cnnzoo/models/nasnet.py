@@ -129,8 +129,12 @@ SPECS = {
     "nasnet_large": (NASNetSpec(4032, 6, 96, skip_reduction=True), 331, "large"),
 }
 
+# Feature taps (`create_model(features_only=True)`): each stage's last cell output; final_relu at stride 32.
+FEATURE_TAPS = r"stem_bn1|reduction_concat_stem_1|normal_concat_\d+|final_relu"
+
 for _name, (_spec, _size, _variant) in SPECS.items():
     register_model(ModelEntry(
+        feature_taps=FEATURE_TAPS,
         name=_name,
         family="nasnet",
         builder=functools.partial(build_nasnet, spec=_spec),

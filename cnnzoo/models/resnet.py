@@ -164,6 +164,12 @@ def _family(name: str, spec: ResNetSpec) -> tuple[str, str]:
     return kind, RESNEXT_PAPER if spec.groups > 1 else PAPER
 
 
+# Feature taps (`create_model(features_only=True)`): v1 (ResNet, SE-ResNet, ResNeXt) taps each stage's last block
+# output (`conv{k}_block{n}_out`, after its ReLU); v2 (pre-activation, keras' stride in a stack's last block) taps
+# the activated input of the last block still at a stride (`conv{k}_block{n}_preact_relu`), and post_relu.
+FEATURE_TAPS = {"v1": r"conv1_relu|conv\d+_block\d+_out",
+                "v2": r"conv1_conv|conv\d+_block\d+_preact_relu|post_relu"}
+
 for _name, _spec in SPECS.items():
     _fam, _paper = _family(_name, _spec)
     register_model(ModelEntry(
@@ -174,5 +180,6 @@ for _name, _spec in SPECS.items():
         paper=_paper,
         preprocessing=_PREPROCESSING[_name],
         group_of=resnet_group,
+        feature_taps=FEATURE_TAPS["v2" if _fam == "resnet_v2" else "v1"],
         imagenet=_keras_imagenet(*_IMAGENET[_name]) if _name in _IMAGENET else None,
     ))

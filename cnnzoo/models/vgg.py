@@ -91,9 +91,13 @@ def _keras_imagenet(variant: str):
 CAFFE, _BN_PREPROCESSING = {"mode": "caffe"}, {"mode": "torch"}
 SPECS = {"vgg11": (1, 1, 2, 2, 2), "vgg13": (2, 2, 2, 2, 2), "vgg16": (2, 2, 3, 3, 3), "vgg19": (2, 2, 4, 4, 4)}
 
+# Feature taps (`create_model(features_only=True)`): the last conv (after its ReLU) of each block; stride 32 is block5_pool.
+FEATURE_TAPS = r"block\d+_conv\d+(_relu)?|block5_pool"
+
 for _name, _convs in SPECS.items():
     for _bn in (False, True):
         register_model(ModelEntry(
+            feature_taps=FEATURE_TAPS,
             name=_name + ("_bn" if _bn else ""), family="vgg",
             builder=functools.partial(build_vgg, spec=VGGSpec(_convs, batch_norm=_bn)), default_input_size=224,
             paper=PAPER, preprocessing=_BN_PREPROCESSING if _bn else CAFFE, group_of=vgg_group,

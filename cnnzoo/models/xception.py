@@ -106,7 +106,11 @@ def _imagenet(include_top, input_shape, kwargs):
 
 IMAGENET = ImageNetWeights(locate=_imagenet, preprocessing=PREPROCESSING)
 
+# Feature taps (`create_model(features_only=True)`): each block's input activation (the ReLU of the previous block's sum); block14_sepconv2_act at stride 32.
+FEATURE_TAPS = r"block1_conv2_act|block\d+_sepconv1_act|block14_sepconv2_act"
+
 register_model(ModelEntry(
+    feature_taps=FEATURE_TAPS,
     name="xception", family="xception", builder=build_xception, default_input_size=299, paper=PAPER,
     preprocessing=PREPROCESSING, group_of=xception_group, imagenet=IMAGENET, min_input_size=MIN_INPUT_SIZE,
 ))

@@ -106,6 +106,23 @@ def test_imagenet_uses_cached_file_and_its_preprocessing(tmp_path, monkeypatch):
     assert _rel_diff(model(raw, training=False), expected) < 1e-5
 
 
+def test_imagenet_no_top_file_loads_into_a_features_model(tmp_path, monkeypatch):
+    monkeypatch.setenv("CNNZOO_CACHE_DIR", str(tmp_path))
+    monkeypatch.setenv("CNNZOO_WEIGHTS_URL", "http://127.0.0.1:9")
+    ka_model = KA.MobileNetV2(weights=None, alpha=0.35, include_top=False, input_shape=(96, 96, 3))
+    _randomize(ka_model)
+    (tmp_path / "models").mkdir()
+    _save(ka_model, tmp_path / "models" / "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_0.35_96_no_top.h5",
+          "legacy")
+    features = cnnzoo.create_model("mobilenet_v2_035", features_only=True, input_shape=(96, 96, 3),
+                                   weights="imagenet")
+    raw = np.random.default_rng(4).uniform(0, 255, (2, 96, 96, 3)).astype("float32")
+    taps = keras.Model(ka_model.inputs, [ka_model.get_layer(f.layer).output for f in features.feature_info])
+    expected = taps(KA.mobilenet_v2.preprocess_input(raw.copy()), training=False)
+    for got, want in zip(features(raw, training=False), expected):
+        assert _rel_diff(got, want) < 1e-5
+
+
 @pytest.mark.parametrize("name,preprocess", [
     ("resnet50", KA.resnet50.preprocess_input), ("vgg16", KA.vgg16.preprocess_input),
     ("mobilenet_v2", KA.mobilenet_v2.preprocess_input),

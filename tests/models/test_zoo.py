@@ -1,5 +1,5 @@
 """One test over every registered model: shapes, finite outputs, gradients, groups, poolings, stochastic depth,
-`.keras` round trip, features; and one over a member of every family for what costs a second build."""
+`.keras` round trip; and one over a member of every family for what costs a second build."""
 import inspect
 
 import keras
@@ -77,8 +77,7 @@ def test_every_model(name, tmp_path):
         1 <= d <= size // 32 + 1 for d in head_input.shape[1:3])
     if name in LARGE:  # building a second large model and training it costs too much here
         return
-    features = cnnzoo.create_model(name, include_top=False, pooling=None, input_shape=(size, size, 3))
-    assert features.output_shape[-1] == head_input.shape[-1]
+    # (the no-top build is tests/models/test_features.py's, one any-size features model per name)
 
     with tf.GradientTape() as tape:
         loss = tf.reduce_mean(model(x, training=True) * tf.range(7, dtype="float32"))
