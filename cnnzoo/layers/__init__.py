@@ -13,6 +13,7 @@ from cnnzoo.layers.padding import Padding2D
 from cnnzoo.layers.pooling import (GLOBAL_POOLINGS, AdaptiveAveragePooling2D, AdaptiveMaxPooling2D, GlobalLpPooling2D,
                                    GlobalMixedPooling2D, LpPooling2D, MixedPooling2D, SpatialPyramidPooling2D,
                                    StochasticPooling2D)
+from cnnzoo.layers.pyramid import FeaturePyramid
 from cnnzoo.layers.receptive import receptive_field
 
 __all__ = ["BasicBlock", "Bottleneck", "ConvBNAct", "InvertedResidual", "SqueezeExcite", "PreActBottleneck",
@@ -20,4 +21,4 @@ __all__ = ["BasicBlock", "Bottleneck", "ConvBNAct", "InvertedResidual", "Squeeze
            "DepthwiseSeparable", "InvertedResidualV3", "FusedMBConv", "ConvNeXtBlock", "NASNetCell", "Preprocessing",
            "conv_output_size", "receptive_field", "Padding2D", "MixedPooling2D", "StochasticPooling2D",
            "LpPooling2D", "AdaptiveAveragePooling2D", "AdaptiveMaxPooling2D", "SpatialPyramidPooling2D",
-           "GlobalMixedPooling2D", "GlobalLpPooling2D", "GLOBAL_POOLINGS"]
+           "GlobalMixedPooling2D", "GlobalLpPooling2D", "GLOBAL_POOLINGS", "FeaturePyramid"]
