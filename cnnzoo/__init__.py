@@ -79,6 +79,7 @@ _LAZY = {
     "list_models": ("cnnzoo.models", "list_models"),
     "model_info": ("cnnzoo.models", "model_info"),
     "register_model": ("cnnzoo.models", "register_model"),
+    "create_segmenter": ("cnnzoo.models", "create_segmenter"),
     "profile": ("cnnzoo.profiling", "profile"),
     "finetune": ("cnnzoo.train", "finetune"),
     "Stage": ("cnnzoo.train", "Stage"),

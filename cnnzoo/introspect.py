@@ -156,6 +156,12 @@ def has_classifier(model) -> bool:
     return output_classifier(model) is not None or head_activation(model) == "softmax"
 
 
+def is_segmenter(model) -> bool:
+    """True when the model's (first) output is per pixel: [B, H, W, classes] (`cnnzoo.create_segmenter`'s)."""
+    shape = model.outputs[0].shape if getattr(model, "outputs", None) else model.output_shape
+    return len(shape) == 4
+
+
 def num_outputs(model) -> int:
     """Units of the model's (first) output."""
     return int(model.outputs[0].shape[-1]) if getattr(model, "outputs", None) else int(model.output_shape[-1])

@@ -321,8 +321,18 @@ def model_info(name: str) -> ModelInfo:
                      default_input_size=entry.default_input_size, paper=entry.paper)
 
 
+# Task models (segmenters, detectors) name their new layers `neck_*` and `head_*` on top of a zoo backbone.
+_TASK_GROUPS = (("neck_", "neck"), ("head_", "head"))
+
+
+def _task_group(name: str) -> str | None:
+    if name == "probabilities":
+        return "head"
+    return next((group for prefix, group in _TASK_GROUPS if name.startswith(prefix)), None)
+
+
 def finetune_groups(model: keras.Model) -> "OrderedDict[str, list[keras.layers.Layer]]":
-    """Split a zoo model's layers into fine-tuning groups, input to output: "stem", "stage1".., "head".
+    """Split a zoo model's layers into fine-tuning groups, input to output: "stem", "stage1".., ["neck"], "head".
 
     Groups come from the architecture's layer names (registered with the family), not from layer indices, so
     they survive a `.keras` round trip. Layers without weights that belong to no group (input, preprocessing)
@@ -346,13 +356,14 @@ def finetune_groups(model: keras.Model) -> "OrderedDict[str, list[keras.layers.L
         for layer in model.layers:
             if isinstance(layer, (keras.layers.InputLayer, Preprocessing)):
                 continue
-            group = entry.group_of(layer.name)
+            group = _task_group(layer.name) or entry.group_of(layer.name)
             if group is None:
                 ok = False
                 break
             groups.setdefault(group, []).append(layer)
         if ok and groups:
-            order = ["stem"] + sorted((g for g in groups if g.startswith("stage")), key=_natural_key) + ["head"]
+            order = (["stem"] + sorted((g for g in groups if g.startswith("stage")), key=_natural_key)
+                     + ["neck", "head"])
             return OrderedDict((g, groups[g]) for g in order if g in groups)
     _check_zoo_loaded("finetune_groups")
     raise ValueError("Cannot find fine-tuning groups: the model's layer names match no cnnzoo architecture. "

@@ -4,6 +4,7 @@ Example:
     >>> data = cnnzoo.data.from_directory("photos/", image_size=224)            # doctest: +SKIP
     >>> train = cnnzoo.data.augment_dataset(data, "standard", seed=0)           # doctest: +SKIP
 """
+from cnnzoo.data import bundled
 from cnnzoo.data.adapt import as_rgb_uint8, as_uint8
 from cnnzoo.data.augment import Augmentation, augment_dataset, augmentation
 from cnnzoo.data.imagedata import ImageData
@@ -13,4 +14,4 @@ from cnnzoo.data.transforms import ColorJitter, RandAugment, RandomAffine, Rando
 
 __all__ = ["ImageData", "from_directory", "from_tfds", "from_arrays", "augmentation", "augment_dataset",
            "Augmentation", "show_batch", "RandomAffine", "ColorJitter", "RandomErasing", "RandAugment", "as_uint8",
-           "as_rgb_uint8"]
+           "as_rgb_uint8", "bundled"]

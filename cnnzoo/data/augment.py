@@ -10,6 +10,12 @@ Policies (on raw 0..255 pixels):
     "standard"  light + colour jitter (brightness 0.2, contrast 0.2, saturation 0.3, hue 0.02)
                 + random erasing (p = 0.25)
     "heavy"     standard + RandAugment (2 ops, magnitude 0.3), before the colour jitter
+
+Segmentation (batches of (images, int masks [B, H, W])): every step that moves pixels (flip, rotation, zoom,
+translation, so also zoom-in crops, and RandAugment's shear/translate/rotate) moves the mask through the same
+matrix, with nearest neighbour (no new class values) and 255 (ignore) where the warp looks outside the image;
+colour steps, erasing and colour-only Keras layers change the image only. MixUp and CutMix are not defined
+for masks.
 """
 from __future__ import annotations
 
@@ -31,6 +37,12 @@ _LIGHT = [("flip", {"mode": "horizontal"}), ("rotation", {"factor": 0.03}), ("zo
 _JITTER = ("color_jitter", {"brightness": 0.2, "contrast": 0.2, "saturation": 0.3, "hue": 0.02})
 _ERASING = ("erasing", {"probability": 0.25, "scale": (0.02, 0.25)})
 _RAND_AUGMENT = ("rand_augment", {"num_ops": 2, "factor": 0.3})
+IGNORE = 255   # the mask value of pixels without a label (cnnzoo.data.masks.IGNORE)
+# Keras layers that change pixel values but never move pixels: with masks they touch the image only.
+_IMAGE_ONLY_KERAS = ("RandomBrightness", "RandomContrast", "RandomGrayscale", "RandomColorJitter",
+                     "RandomSaturation", "RandomHue", "RandomColorDegeneration", "RandomSharpness",
+                     "RandomPosterization", "RandomGaussianBlur", "RandomInvert", "Solarization", "AutoContrast",
+                     "Equalization", "RandomErasing")
 
 
 def policy_steps(policy: str) -> list[tuple[str, dict]]:
@@ -184,6 +196,9 @@ class Augmentation(keras.layers.Layer):
         if not training:
             return {**inputs, "images": images} if isinstance(inputs, dict) else images
         seed = self._generator.next() if seed is None else seed
+        if isinstance(inputs, dict) and "segmentation_masks" in inputs:
+            images, masks = self.augment_pairs(images, inputs["segmentation_masks"], seed)
+            return {**inputs, "images": images, "segmentation_masks": masks}
         images = self.augment_images(images, seed)
         if not isinstance(inputs, dict):
             return images
@@ -219,6 +234,51 @@ class Augmentation(keras.layers.Layer):
             else:
                 images = tf.cast(layer(images, training=True), tf.float32)
         return images
+
+    def check_masks(self) -> None:
+        """Raise a ValueError unless every step can run on (image, mask) pairs (see `augment_pairs`)."""
+        if self.mixes:
+            raise ValueError("MixUp and CutMix mix class labels and are not defined for segmentation masks. "
+                             f"Received: mixup={self.mixup}, cutmix={self.cutmix}")
+        for layer in self.steps:
+            if not isinstance(layer, T.BatchAugmenter) and type(layer).__name__ not in _IMAGE_ONLY_KERAS:
+                raise ValueError(f"Cannot tell whether {type(layer).__name__} moves pixels, so it cannot augment "
+                                 "an image and its mask alike; use cnnzoo steps ('flip', 'rotation', 'zoom', "
+                                 "'translation', 'rand_augment') for geometry. "
+                                 f"Received: augment step={type(layer).__name__}")
+
+    def augment_pairs(self, images: tf.Tensor, masks: tf.Tensor, seed: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        """(float32 images, int32 masks) from images [B, H, W, 3] and int masks [B, H, W] (or [B, H, W, 1]).
+
+        A step that moves pixels warps the mask by the image's matrix, with nearest neighbour and 255 (ignore)
+        where the warp looks outside the image; the image keeps the step's own interpolation and fill. Colour
+        steps and erasing change the image only.
+        """
+        self.check_masks()
+        images = tf.cast(images, tf.float32)
+        channel = masks.shape.rank == 4
+        labels = tf.cast(masks if channel else masks[..., None], tf.float32)
+        for i, layer in enumerate(self.steps):
+            step_seed = T._seed(seed, i)
+            shape = tf.shape(images)
+            if isinstance(layer, T.RandomAffine):
+                if layer.flip is None and layer.rotation == layer.zoom == layer.translation == (0.0, 0.0):
+                    continue
+                matrices = layer.matrices(shape[0], shape[1], shape[2], step_seed)
+                images = T.warp(images, matrices, fill_mode=layer.fill_mode, interpolation=layer.interpolation,
+                                fill_value=layer.fill_value)
+            elif isinstance(layer, T.RandAugment):
+                images, matrices = layer.augment(images, step_seed, T._identity(shape[0]))
+                images = T.warp(images, matrices, fill_mode=layer.fill_mode, interpolation=layer.interpolation)
+            elif isinstance(layer, T.BatchAugmenter):
+                images = layer.augment(images, step_seed)
+                continue
+            else:
+                images = tf.cast(layer(images, training=True), tf.float32)
+                continue
+            labels = T.warp(labels, matrices, fill_mode="constant", interpolation="nearest", fill_value=IGNORE)
+        labels = tf.cast(labels, tf.int32)
+        return images, (labels if channel else labels[..., 0])
 
     def mix(self, images, labels, seed):
         """MixUp or CutMix (or one of them per batch when both are set) with float `labels` [B, classes]."""
@@ -279,9 +339,13 @@ def augment_dataset(dataset, augment: Any = "standard", *, mixup: float | None =
                     one_hot: bool = False) -> tf.data.Dataset:
     """Apply augmentation (and MixUp/CutMix) to a batched stream of (images, int labels).
 
+    Segmentation streams (an ImageData with `task="segmentation"`, or batches whose labels are int masks
+    [B, H, W]) are augmented jointly: the mask follows every step that moves pixels (nearest neighbour, 255 =
+    ignore outside the image) and is untouched by colour steps; see the module docstring.
+
     Args:
         dataset: an `ImageData` (its `.train` is used) or a tf.data.Dataset of batched (images [B, H, W, 3]
-            uint8 or float 0..255, int labels [B]).
+            uint8 or float 0..255, int labels [B] or int masks [B, H, W]).
         augment: a policy name, a list of steps (see `augmentation`), an `Augmentation` / Keras layer, or None.
         mixup, cutmix: Beta alphas; either one turns labels into soft one-hot vectors.
         num_classes: needed for one-hot labels; taken from an ImageData when not given.
@@ -291,17 +355,22 @@ def augment_dataset(dataset, augment: Any = "standard", *, mixup: float | None =
 
     Returns:
         tf.data.Dataset of (images float32 [B, H, W, 3] in 0..255, labels): int32 [B] class ids, or float32
-        [B, num_classes] (soft) one-hot vectors when mixup, cutmix or one_hot is set. Prefetched.
+        [B, num_classes] (soft) one-hot vectors when mixup, cutmix or one_hot is set; for segmentation int32
+        masks of the input's shape. Prefetched.
 
     Example:
         >>> train = cnnzoo.data.augment_dataset(data, "standard", mixup=0.2, seed=0)  # doctest: +SKIP
         >>> model.fit(train, validation_data=data.val)                                 # doctest: +SKIP
+        >>> seg_train = cnnzoo.data.augment_dataset(seg_data, "light", seed=0)        # doctest: +SKIP
     """
+    segmentation = False
     if isinstance(dataset, ImageData):
         num_classes = dataset.num_classes if num_classes is None else num_classes
+        segmentation = dataset.task == "segmentation"
         dataset = dataset.train
     if not isinstance(dataset, tf.data.Dataset):
         raise TypeError(f"`dataset` must be an ImageData or a tf.data.Dataset. Received: dataset={dataset!r}")
+    segmentation = segmentation or _holds_masks(dataset)
     if seed is not None:
         check_int("seed", seed)
     if augment is None or isinstance(augment, Augmentation):
@@ -314,6 +383,12 @@ def augment_dataset(dataset, augment: Any = "standard", *, mixup: float | None =
                   cutmix=cutmix if cutmix is not None else layer.cutmix)
     if mixing != {"mixup": layer.mixup, "cutmix": layer.cutmix}:
         layer = Augmentation(layer.steps, **mixing, seed=seed, policy=layer.policy)
+    if segmentation:
+        if one_hot:
+            raise ValueError("`one_hot` is for class labels; segmentation masks stay class indices. "
+                             "Received: one_hot=True")
+        layer.check_masks()
+        return _augment_pairs(dataset, layer, seed)
     soft = one_hot or layer.mixes
     if soft:
         if num_classes is None:
@@ -336,3 +411,21 @@ def augment_dataset(dataset, augment: Any = "standard", *, mixup: float | None =
     seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
     paired = tf.data.Dataset.zip((dataset, seeds))
     return paired.map(apply, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+
+
+def _holds_masks(dataset: tf.data.Dataset) -> bool:
+    """Whether a batched stream's labels are integer masks [B, H, W] (or [B, H, W, 1]), not class ids."""
+    spec = dataset.element_spec
+    if not (isinstance(spec, tuple) and len(spec) == 2 and isinstance(spec[1], tf.TensorSpec)):
+        return False
+    shape, dtype = spec[1].shape, spec[1].dtype
+    rank_ok = shape.rank == 3 or (shape.rank == 4 and shape[-1] == 1)
+    return bool(rank_ok and (dtype.is_integer or dtype == tf.bool))
+
+
+def _augment_pairs(dataset: tf.data.Dataset, layer: Augmentation, seed: int | None) -> tf.data.Dataset:
+    """`augment_dataset` for (images, masks) batches: `layer.augment_pairs` with one stateless seed per batch."""
+    seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
+    paired = tf.data.Dataset.zip((dataset, seeds))
+    return paired.map(lambda batch, batch_seed: layer.augment_pairs(batch[0], batch[1], batch_seed),
+                      num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)

@@ -13,6 +13,10 @@ import tensorflow as tf
 class ImageData:
     """Batched, prefetched train/val streams of `(uint8 images [B, H, W, 3], int32 labels [B])`.
 
+    `task` tells trainers what the labels are: "classification" (class ids [B]; `class_counts` counts
+    training images) or "segmentation" (int32 masks [B, H, W] of class indices, 255 = ignore;
+    `class_counts` counts training pixels).
+
     Example:
         >>> data = cnnzoo.data.from_arrays(x, y)      # doctest: +SKIP
         >>> model.fit(data.train, validation_data=data.val)   # doctest: +SKIP
@@ -26,13 +30,15 @@ class ImageData:
     skipped: list[tuple[str, str]] = field(default_factory=list)
     batch_size: int | None = None
     fingerprint: str | None = None  # of the examples (file list or array sample): resuming checks it
+    task: str = "classification"    # or "segmentation"
 
     @property
     def num_classes(self) -> int:
         return len(self.class_names)
 
     def __repr__(self) -> str:
-        return (f"ImageData(num_classes={self.num_classes}, image_size={self.image_size}, "
+        task = "" if self.task == "classification" else f"task={self.task!r}, "
+        return (f"ImageData({task}num_classes={self.num_classes}, image_size={self.image_size}, "
                 f"batch_size={self.batch_size}, skipped={len(self.skipped)})")
 
 

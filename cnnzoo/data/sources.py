@@ -1,7 +1,8 @@
 """Data sources: `from_directory`, `from_tfds` and `from_arrays`, each returning an `ImageData`.
 
-Every source ends in the same stream: uint8 images resized to `image_size`, int32 labels, cached (in memory
-when it fits, or in files), shuffled per epoch from `seed`, batched and prefetched.
+Every source ends in the same stream: uint8 images resized to `image_size`, int32 labels (class ids, or for
+`task="segmentation"` masks [B, H, W] of class indices with 255 = ignore), cached (in memory when it fits, or in
+files), shuffled per epoch from `seed`, batched and prefetched.
 """
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import collections
 import hashlib
 import os
 import warnings
+from dataclasses import dataclass
 from typing import Any, Sequence
 
 import numpy as np
@@ -16,12 +18,14 @@ import tensorflow as tf
 
 from cnnzoo._checks import check_choice, check_directory, check_float, check_int, received
 from cnnzoo.data import images as _images
+from cnnzoo.data import masks as _masks
 from cnnzoo.data.adapt import as_uint8
 from cnnzoo.data.imagedata import ImageData, arrays_fingerprint, files_fingerprint
 
 AUTOTUNE = tf.data.AUTOTUNE
 _AUTO_CACHE_BYTES = 1 << 30   # "auto" caches in memory up to 1 GiB of decoded pixels
 _SHUFFLE_BUFFER = 4096        # after a cache the order is already a seeded permutation; this re-mixes it
+TASKS = ("classification", "segmentation", "detection")
 
 
 # ---------------------------------------------------------------- argument checks
@@ -99,13 +103,17 @@ def _cache_file(directory: str, key: Sequence[Any], part: str) -> str:
 
 
 def _finish(ds: tf.data.Dataset, *, n_items: int, batch_size: int, shuffle: bool, seed: int,
-            cache: str | None) -> tf.data.Dataset:
+            cache: str | None, post=None) -> tf.data.Dataset:
+    """Cache, shuffle, batch, then `post` on each batch (e.g. uint8 masks to int32, after the cache), prefetch."""
     if cache is not None:
         ds = ds.cache(cache)
     if shuffle:
         buffer = n_items if cache is None else min(n_items, _SHUFFLE_BUFFER)
         ds = ds.shuffle(max(buffer, 1), seed=seed, reshuffle_each_iteration=True)
-    return ds.batch(batch_size).prefetch(AUTOTUNE)
+    ds = ds.batch(batch_size)
+    if post is not None:
+        ds = ds.map(post, num_parallel_calls=AUTOTUNE)
+    return ds.prefetch(AUTOTUNE)
 
 
 def _file_stream(files: Sequence[_images.ScannedFile], *, size, fit, batch_size, shuffle, seed,
@@ -127,13 +135,13 @@ def _file_stream(files: Sequence[_images.ScannedFile], *, size, fit, batch_size,
     return _finish(ds, n_items=len(sources), batch_size=batch_size, shuffle=shuffle, seed=seed, cache=cache)
 
 
-def _summarise_skipped(skipped: list[tuple[str, str]], total: int, where: str) -> None:
+def _summarise_skipped(skipped: list[tuple[str, str]], total: int, where: str, stacklevel: int = 3) -> None:
     if not skipped:
         return
     kinds = collections.Counter(reason.split(":")[0].split(" (")[0] for _, reason in skipped)
     summary = "; ".join(f"{count} {kind}" for kind, count in kinds.most_common())
     warnings.warn(f"cnnzoo.data: skipped {len(skipped)} of {total} files in {where} ({summary}). "
-                  "Each file and its reason is listed in ImageData.skipped.", UserWarning, stacklevel=3)
+                  "Each file and its reason is listed in ImageData.skipped.", UserWarning, stacklevel=stacklevel)
 
 
 # ---------------------------------------------------------------- from_directory
@@ -146,10 +154,12 @@ def _find_layout(root: str) -> tuple[str, str | None]:
     return root, None
 
 
-def from_directory(path: str | os.PathLike, *, image_size=(224, 224), batch_size: int = 32,
-                   validation_split: float = 0.2, seed: int = 0, fit: str = "stretch", cache="auto",
-                   shuffle: bool = True) -> ImageData:
+def from_directory(path: str | os.PathLike, *, task: str = "classification", image_size=(224, 224),
+                   batch_size: int = 32, validation_split: float = 0.2, seed: int = 0, fit: str = "stretch",
+                   cache="auto", shuffle: bool = True) -> ImageData:
     """Images in one subfolder per class (sorted names are the classes), checked, split and streamed.
+
+    With `task="segmentation"`, `path` holds `images/` and `masks/` instead (see "Segmentation" below).
 
     Files: .jpg .jpeg .png .bmp .gif (first frame) .webp, in any colour mode; CMYK, palette, 16-bit, gray and
     RGBA images become RGB, EXIF-rotated JPEGs are turned upright: the decode rule the exported models' bytes
@@ -159,8 +169,20 @@ def from_directory(path: str | os.PathLike, *, image_size=(224, 224), batch_size
     `validation_split` is not used; otherwise each class puts `validation_split` of its images (chosen by
     `seed`) in `.val`.
 
+    Segmentation: every image in `path/images/` pairs with the mask of the same stem in `path/masks/`
+    (`images/a/b.jpg` with `masks/a/b.png`): a PNG of class indices of the image's size, gray or palette (the
+    palette *indices* are the classes, as in Pascal VOC); 255 = ignore. Class names are the lines of an optional
+    `path/classes.txt` (line i names class i), else "0".."K-1" up to the largest index in the masks. Images
+    without a mask, masks without an image, unreadable files, masks of another size than their image, colour
+    masks and masks with an index beyond classes.txt are skipped and listed in `.skipped`, like bad images.
+    `path/train/` and `path/val/` (or `validation/`), each with `images/` and `masks/`, are an explicit split;
+    otherwise `validation_split` of the pairs (chosen by `seed` and each file's name, so adding files moves
+    few others) go to `.val`. Masks are resized with nearest neighbour (the same `fit`; "pad" pads with 255).
+    Streams yield (uint8 images [B, H, W, 3], int32 masks [B, H, W]); `class_counts` counts training pixels.
+
     Args:
         path: str, the dataset folder.
+        task: "classification" (one subfolder per class) or "segmentation" (`images/` + `masks/`).
         image_size: int or (height, width); every image is resized to it (bilinear).
         batch_size: int.
         validation_split: float in [0, 0.9]; 0 gives `.val = None`.
@@ -174,14 +196,25 @@ def from_directory(path: str | os.PathLike, *, image_size=(224, 224), batch_size
     Example:
         >>> data = cnnzoo.data.from_directory("flowers/", image_size=160, batch_size=64)  # doctest: +SKIP
         >>> data.class_names, data.skipped[:3]                                                # doctest: +SKIP
+        >>> voc = cnnzoo.data.from_directory("voc/", task="segmentation", image_size=256)  # doctest: +SKIP
     """
+    check_choice("task", task, TASKS)
+    if task == "detection":
+        raise NotImplementedError("from_directory(task='detection') (COCO or VOC boxes) is not implemented yet; "
+                                  "task='classification' and task='segmentation' are. Received: task='detection'")
     size, split = _check_common(image_size, batch_size, validation_split, seed, fit, cache)
     root = os.fspath(path)
     if not os.path.isdir(root):
         raise ValueError(f"`path` must be an existing directory. {received('path', root)}")
+    if task == "segmentation":
+        return _segmentation_directory(root, size=size, split=split, batch_size=batch_size, seed=seed, fit=fit,
+                                       cache=cache, shuffle=shuffle)
     train_root, val_root = _find_layout(root)
     class_names, class_files, ignored = _images.list_class_files(train_root)
     _check_classes(class_names, repr(train_root))
+    if sorted(n.lower() for n in class_names) == ["images", "masks"]:
+        warnings.warn(f"{root!r} holds images/ and masks/: read as two classes 'images' and 'masks'. For "
+                      "segmentation pass task='segmentation'.", UserWarning, stacklevel=2)
 
     paths, labels = [], []
     for label, files in enumerate(class_files):
@@ -249,6 +282,141 @@ def from_directory(path: str | os.PathLike, *, image_size=(224, 224), batch_size
     )
 
 
+# ---------------------------------------------------------------- from_directory(task="segmentation")
+
+@dataclass(frozen=True)
+class _Pair:
+    """An image `scan_files` kept (`image.label` is its index in the pair list) and its checked mask."""
+
+    image: _images.ScannedFile
+    mask: _masks.MaskInfo
+
+
+def _segmentation_layout(root: str) -> list[tuple[str, str, str]]:
+    """[(part, images folder, masks folder)]: root/images + root/masks, or train/ and val/ each holding both."""
+    def both(folder: str) -> bool:
+        return all(os.path.isdir(os.path.join(folder, name)) for name in ("images", "masks"))
+
+    if both(root):
+        return [("train", os.path.join(root, "images"), os.path.join(root, "masks"))]
+    train_root, val_root = _find_layout(root)
+    if val_root is not None and both(train_root) and both(val_root):
+        return [(part, os.path.join(folder, "images"), os.path.join(folder, "masks"))
+                for part, folder in (("train", train_root), ("val", val_root))]
+    raise ValueError(f"A segmentation dataset needs `images/` and `masks/` folders in {root!r} (or in its train/ "
+                     "and val/ subfolders), each mask a PNG named like its image. " + received("path", root))
+
+
+def _split_pairs(pairs: list[_Pair], paths: list[str], root: str, split: float, seed: int):
+    """(train, val): the `split` fraction whose (seed, relative image path) hashes lowest, so adding or removing a
+    file moves at most one other pair between train and val. At least one pair stays in train."""
+    if split <= 0:
+        return pairs, []
+    def key(pair: _Pair) -> bytes:
+        name = os.path.relpath(paths[pair.image.label], root).replace(os.sep, "/")
+        return hashlib.sha1(f"{seed}:{name}".encode()).digest()
+
+    n_val = min(int(round(len(pairs) * split)), len(pairs) - 1)
+    val = set(sorted(range(len(pairs)), key=lambda i: key(pairs[i]))[:n_val])
+    return [p for i, p in enumerate(pairs) if i not in val], [p for i, p in enumerate(pairs) if i in val]
+
+
+def _pair_stream(pairs: Sequence[_Pair], *, size, fit, batch_size, shuffle, seed, cache) -> tf.data.Dataset:
+    sources = np.array([p.image.source for p in pairs], dtype=object)
+    masks = np.array([p.mask.source for p in pairs], dtype=object)
+    scales = np.array([p.image.codec for p in pairs], dtype=np.int32)
+    if shuffle:  # as _file_stream: a seeded permutation first, then cheap file names shuffled
+        order = np.random.default_rng(seed).permutation(len(sources))
+        sources, masks, scales = sources[order], masks[order], scales[order]
+    ds = tf.data.Dataset.from_tensor_slices((tf.constant(list(sources), tf.string),
+                                             tf.constant(list(masks), tf.string), scales))
+    if shuffle and cache is None:
+        ds = ds.shuffle(len(sources), seed=seed, reshuffle_each_iteration=True)
+        shuffle = False
+    jpeg = scales.max(initial=0) > 0
+
+    def load(source, mask, scale):
+        return _images.load(source, size, fit, scale if jpeg else None), _masks.load_mask(mask, size, fit)
+
+    ds = ds.map(load, num_parallel_calls=AUTOTUNE)
+    return _finish(ds, n_items=len(sources), batch_size=batch_size, shuffle=shuffle, seed=seed, cache=cache,
+                   post=lambda x, m: (x, tf.cast(m, tf.int32)))   # uint8 in the cache, int32 out
+
+
+def _segmentation_directory(root: str, *, size, split, batch_size, seed, fit, cache, shuffle) -> ImageData:
+    layout = _segmentation_layout(root)
+    names = _masks.read_classes(os.path.join(root, _masks.CLASSES_FILE))
+    files, parts, skipped = [], [], []
+    for part, images_dir, masks_dir in layout:
+        found, left = _masks.pair_files(images_dir, masks_dir)
+        files += found
+        parts += [part] * len(found)
+        skipped += left
+    total = 2 * len(files) + len(skipped)
+    if not files:
+        raise ValueError(f"No image/mask pairs (same stem in images/ and masks/) found under {root!r} "
+                         f"({len(skipped)} files without a partner). {received('path', root)}")
+
+    cache_mode = _cache_mode(cache, len(files) * 4 // 3 + 1, size)   # + 1 byte of mask per 3 of image
+    convert_dir = os.path.join(cache_mode, "converted") if cache_mode else None
+    paths = [image for image, _ in files]
+    kept, bad = _images.scan_files(paths, list(range(len(files))), convert_dir=convert_dir, target=max(size))
+    skipped += bad
+    mask_dir = os.path.join(cache_mode, "converted-masks") if cache_mode else _images._workdir()
+    os.makedirs(mask_dir, exist_ok=True)
+    checked = _masks.check_masks([files[f.label] for f in kept], lambda: mask_dir)
+    pairs = []
+    for image, (mask, reason) in zip(kept, checked):
+        if mask is None:
+            skipped.append((files[image.label][1], reason))
+        elif names is not None and mask.top >= len(names):
+            skipped.append((mask.path, f"class index beyond classes.txt: {mask.top} ({len(names)} classes)"))
+        else:
+            pairs.append(_Pair(image, mask))
+    _summarise_skipped(skipped, total, repr(root), stacklevel=4)
+    if not pairs:
+        raise ValueError(f"No usable image/mask pairs under {root!r}: all {len(files)} were skipped (see the "
+                         f"warning and the reasons it counts). {received('path', root)}")
+    if names is None:
+        names = [str(i) for i in range(max(p.mask.top for p in pairs) + 1)]
+    if len(names) < 2:
+        raise ValueError(f"Segmentation needs at least two classes; the masks under {root!r} hold only "
+                         f"{names or 'ignore (255)'}. Add a classes.txt naming every class. " + received("path", root))
+
+    if len(layout) == 2:
+        train = [p for p in pairs if parts[p.image.label] == "train"]
+        val = [p for p in pairs if parts[p.image.label] == "val"]
+        if not train:
+            raise ValueError(f"No usable image/mask pairs in {layout[0][1]!r}. {received('path', root)}")
+    else:
+        train, val = _split_pairs(pairs, paths, root, split, seed)
+
+    def stream(part_pairs, part, shuffle_part):
+        file_cache = cache_mode
+        if cache_mode:
+            file_cache = _cache_file(cache_mode, (sorted((p.image.source, p.mask.source) for p in part_pairs),
+                                                  size, fit, seed, _images.DECODE_RULE, "segmentation"), part)
+        return _pair_stream(part_pairs, size=size, fit=fit, batch_size=batch_size, shuffle=shuffle_part,
+                            seed=seed, cache=file_cache)
+
+    counts = np.sum([p.mask.counts for p in train], axis=0)
+    def entries(part_pairs):   # images, then their masks, as files_fingerprint reads them
+        return ([_images.ScannedFile(p.image.path, p.image.source, 0) for p in part_pairs],
+                [_images.ScannedFile(p.mask.path, p.mask.source, 0) for p in part_pairs])
+
+    return ImageData(
+        train=stream(train, "train", shuffle),
+        val=stream(val, "val", False) if val else None,
+        class_names=list(names),
+        image_size=size,
+        class_counts={name: int(counts[i]) for i, name in enumerate(names)},
+        skipped=skipped,
+        batch_size=batch_size,
+        fingerprint=files_fingerprint(root, *entries(train), *entries(val)),
+        task="segmentation",
+    )
+
+
 # ---------------------------------------------------------------- from_arrays
 
 def _as_uint8_images(x: Any) -> np.ndarray:
@@ -306,14 +474,14 @@ def _array_stream(x: np.ndarray, y: np.ndarray, *, batch_size, shuffle, seed) ->
     ds = tf.data.Dataset.range(len(x))
     if shuffle:  # shuffle indices and gather whole batches: no second copy of the images in a buffer
         ds = ds.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
-    ds = ds.batch(batch_size).map(lambda i: (tf.gather(images, i), tf.gather(labels, i)),
-                                  num_parallel_calls=AUTOTUNE)
+    ds = ds.batch(batch_size).map(lambda i: (tf.gather(images, i), tf.cast(tf.gather(labels, i), tf.int32)),
+                                  num_parallel_calls=AUTOTUNE)   # masks are kept as uint8: int32 per batch
     return ds.prefetch(AUTOTUNE)
 
 
-def from_arrays(x, y, *, class_names: Sequence[str] | None = None, image_size=None, batch_size: int = 32,
-                validation_split: float = 0.2, seed: int = 0, fit: str = "stretch",
-                shuffle: bool = True) -> ImageData:
+def from_arrays(x, y=None, *, masks=None, boxes=None, box_labels=None, class_names: Sequence[str] | None = None,
+                image_size=None, batch_size: int = 32, validation_split: float = 0.2, seed: int = 0,
+                fit: str = "stretch", shuffle: bool = True) -> ImageData:
     """Images already in memory: NHWC numpy/tf arrays, uint8 or float, 1 or 3 channels.
 
     Float pixels in [0, 1] are scaled to 0..255, float or integer pixels in [0, 255] are kept; floats that are
@@ -321,13 +489,32 @@ def from_arrays(x, y, *, class_names: Sequence[str] | None = None, image_size=No
     rule of `cnnzoo.data.adapt`). 1-channel images are repeated to RGB. Labels are class ids (ints) or class names (strings; sorted unless
     `class_names` gives the order). The split is stratified by class and fixed by `seed`.
 
+    Segmentation: pass `masks` (int [N, H, W] or [N, H, W, 1], the images' H and W: class indices 0..254,
+    255 = ignore) instead of `y`. Class names default to "0".."K-1" up to the largest index; `image_size`
+    resizes masks with nearest neighbour (the same `fit`; "pad" pads with 255); the split is a seeded
+    permutation; streams yield (uint8 images, int32 masks [B, H, W]) and `class_counts` counts training pixels.
+
     Example:
         >>> from sklearn.datasets import load_digits                        # doctest: +SKIP
         >>> digits = load_digits()                                          # doctest: +SKIP
         >>> x = digits.images[..., None] / 16                               # doctest: +SKIP
         >>> data = cnnzoo.data.from_arrays(x, digits.target, image_size=32)  # doctest: +SKIP
+        >>> scenes = cnnzoo.data.bundled.digit_scenes(64)                   # doctest: +SKIP
+        >>> seg = cnnzoo.data.from_arrays(scenes["images"], masks=scenes["masks"])  # doctest: +SKIP
     """
     size, split = _check_common(image_size, batch_size, validation_split, seed, fit, None, allow_none_size=True)
+    if boxes is not None or box_labels is not None:
+        name = "boxes" if boxes is not None else "box_labels"
+        raise NotImplementedError(f"Detection data (`boxes`, `box_labels`) is not implemented yet. "
+                                  f"Received: {name}=<array>")
+    if masks is not None:
+        if y is not None:
+            raise ValueError("Pass `y` (class labels) or `masks` (segmentation), not both. Received: y=<array>, "
+                             "masks=<array>")
+        return _segmentation_arrays(x, masks, class_names=class_names, size=size, split=split,
+                                    batch_size=batch_size, seed=seed, fit=fit, shuffle=shuffle)
+    if y is None:
+        raise ValueError("`y` (class labels) is needed, or `masks` for segmentation. Received: y=None")
     images = _as_uint8_images(x)
     labels, names = _as_int_labels(y, class_names)
     if len(images) != len(labels):
@@ -354,6 +541,68 @@ def from_arrays(x, y, *, class_names: Sequence[str] | None = None, image_size=No
         skipped=[],
         batch_size=batch_size,
         fingerprint=arrays_fingerprint(images, labels, train_idx),
+    )
+
+
+def _as_masks(masks: Any, images: np.ndarray, class_names) -> tuple[np.ndarray, list[str]]:
+    """uint8 masks [N, H, W] checked against `images`, and the class names."""
+    masks = np.asarray(masks)
+    if masks.ndim == 4 and masks.shape[-1] == 1:
+        masks = masks[..., 0]
+    if masks.ndim != 3:
+        raise ValueError(f"`masks` must be an [N, H, W] (or [N, H, W, 1]) array of class indices. "
+                         f"Received: masks.shape={masks.shape}")
+    if masks.shape != images.shape[:3]:
+        raise ValueError(f"`masks` must have one [H, W] mask per image of `x`, of its size. Received: "
+                         f"masks.shape={masks.shape}, x.shape={images.shape}")
+    if not (np.issubdtype(masks.dtype, np.integer) or masks.dtype == bool or (
+            np.issubdtype(masks.dtype, np.floating) and np.all(np.mod(masks, 1) == 0))):
+        raise TypeError(f"`masks` must hold integer class indices. Received: masks.dtype={masks.dtype}")
+    low, high = int(masks.min()), int(masks.max())
+    if low < 0 or high > _masks.IGNORE:
+        raise ValueError(f"`masks` values must be class indices 0..254 or 255 (ignore). "
+                         f"Received: masks.min()={low}, masks.max()={high}")
+    masks = masks.astype(np.uint8)
+    labelled = np.flatnonzero(np.bincount(masks.reshape(-1), minlength=256)[:_masks.IGNORE])
+    top = int(labelled[-1]) if labelled.size else -1
+    if class_names is None:
+        class_names = [str(i) for i in range(top + 1)]
+    class_names = [str(c) for c in class_names]
+    if top >= len(class_names):
+        raise ValueError(f"`masks` has class index {top} but `class_names` has only {len(class_names)} names. "
+                         f"{received('class_names', class_names)}")
+    if len(class_names) < 2:
+        raise ValueError("Segmentation needs at least two classes; `masks` holds only "
+                         f"{class_names or 'ignore (255)'}. Pass `class_names`. {received('class_names', class_names)}")
+    return masks, class_names
+
+
+def _segmentation_arrays(x, masks, *, class_names, size, split, batch_size, seed, fit, shuffle) -> ImageData:
+    images = _as_uint8_images(x)
+    masks, names = _as_masks(masks, images, class_names)
+    if size is not None:
+        images = _resize_array(images, size, fit)
+        if masks.shape[1:3] != tuple(size):
+            masks = np.concatenate([_masks.resize_mask(tf.constant(masks[i:i + 256]), size, fit).numpy()
+                                    for i in range(0, len(masks), 256)])
+    if images.shape[-1] == 1:
+        images = np.repeat(images, 3, axis=-1)
+    n_val = min(int(round(len(images) * split)), len(images) - 1)
+    order = np.random.default_rng(seed).permutation(len(images))
+    train_idx, val_idx = np.sort(order[n_val:]), np.sort(order[:n_val])
+    counts = np.bincount(masks[train_idx].reshape(-1), minlength=256)
+    return ImageData(
+        train=_array_stream(images[train_idx], masks[train_idx], batch_size=batch_size, shuffle=shuffle,
+                            seed=seed),
+        val=(_array_stream(images[val_idx], masks[val_idx], batch_size=batch_size, shuffle=False, seed=seed)
+             if len(val_idx) else None),
+        class_names=names,
+        image_size=tuple(int(s) for s in images.shape[1:3]),
+        class_counts={name: int(c) for name, c in zip(names, counts)},
+        skipped=[],
+        batch_size=batch_size,
+        fingerprint=arrays_fingerprint(images, masks, train_idx),
+        task="segmentation",
     )
 
 

@@ -348,7 +348,8 @@ def _axes(ax, size):
 
 
 def evaluate(model, data, *, split: str = "val", top_k=(5,), n_bins: int = 15, class_names=None) -> EvalReport:
-    """Evaluate a classifier on labelled data (inference mode) and return an `EvalReport`.
+    """Evaluate a classifier on labelled data (inference mode) and return an `EvalReport`; a segmenter gets a
+    `SegmentationReport` (`.miou`, `.per_class_iou`, `.pixel_accuracy`, `.confusion`, `.plot_predictions()`).
 
     Args:
         model: keras.Model with a softmax or logits head.
@@ -361,9 +362,13 @@ def evaluate(model, data, *, split: str = "val", top_k=(5,), n_bins: int = 15, c
         >>> report = cnnzoo.evaluate(model, data)
         >>> report.plot_confusion_matrix().savefig("cm.png")
     """
-    from cnnzoo.introspect import num_outputs
+    from cnnzoo.introspect import is_segmenter, num_outputs
 
     split = split if split in ("val", "train") else _bad_split(split)
+    if is_segmenter(model):
+        from cnnzoo.evaluate.segmentation import evaluate_segmenter
+
+        return evaluate_segmenter(model, data, split=split, class_names=class_names)
     check_int("n_bins", n_bins, minimum=1)
     ks = (top_k,) if isinstance(top_k, int) else tuple(top_k)
     for k in ks:

@@ -15,10 +15,11 @@ from cnnzoo.layers.pooling import (GLOBAL_POOLINGS, AdaptiveAveragePooling2D, Ad
                                    StochasticPooling2D)
 from cnnzoo.layers.pyramid import FeaturePyramid
 from cnnzoo.layers.receptive import receptive_field
+from cnnzoo.layers.resize import ResizeLike
 
 __all__ = ["BasicBlock", "Bottleneck", "ConvBNAct", "InvertedResidual", "SqueezeExcite", "PreActBottleneck",
            "DenseLayer", "Transition", "InceptionModule", "InceptionResNetBlock", "XceptionBlock",
            "DepthwiseSeparable", "InvertedResidualV3", "FusedMBConv", "ConvNeXtBlock", "NASNetCell", "Preprocessing",
            "conv_output_size", "receptive_field", "Padding2D", "MixedPooling2D", "StochasticPooling2D",
            "LpPooling2D", "AdaptiveAveragePooling2D", "AdaptiveMaxPooling2D", "SpatialPyramidPooling2D",
-           "GlobalMixedPooling2D", "GlobalLpPooling2D", "GLOBAL_POOLINGS", "FeaturePyramid"]
+           "GlobalMixedPooling2D", "GlobalLpPooling2D", "GLOBAL_POOLINGS", "FeaturePyramid", "ResizeLike"]

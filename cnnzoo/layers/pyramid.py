@@ -19,16 +19,9 @@ import keras
 from keras import layers, ops
 
 from cnnzoo._checks import check_int, received
+from cnnzoo.layers.resize import resize_nearest_to
 
-__all__ = ["FeaturePyramid", "resize_nearest_to"]
-
-
-def resize_nearest_to(x, like):
-    """`x` (N, h, w, C) resized by nearest neighbour to the height and width of `like` (shapes may be unknown)."""
-    source, target = ops.shape(x), ops.shape(like)
-    rows = ops.floor_divide(ops.arange(target[1]) * source[1], target[1])
-    cols = ops.floor_divide(ops.arange(target[2]) * source[2], target[2])
-    return ops.take(ops.take(x, rows, axis=1), cols, axis=2)
+__all__ = ["FeaturePyramid"]
 
 
 @keras.saving.register_keras_serializable(package="cnnzoo")

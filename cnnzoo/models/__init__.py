@@ -10,10 +10,11 @@ Example:
 """
 from cnnzoo.models import (convnext, densenet, efficientnet, efficientnet_v2, inception, mobilenet,  # noqa: F401
                            mobilenet_v1, mobilenet_v3, nasnet, resnet, vgg, xception)
+from cnnzoo.models.segmentation import create_segmenter  # noqa: E402
 import cnnzoo.registry as registry  # noqa: E402
 from cnnzoo.registry import (create_model, finetune_groups, get_entry, list_models, model_info,  # noqa: E402
                              register_model)
 
 __all__ = ["convnext", "densenet", "efficientnet", "efficientnet_v2", "inception", "mobilenet", "mobilenet_v1",
            "mobilenet_v3", "nasnet", "resnet", "vgg", "xception", "registry", "create_model", "finetune_groups",
-           "get_entry", "list_models", "model_info", "register_model"]
+           "get_entry", "list_models", "model_info", "register_model", "create_segmenter"]

@@ -236,7 +236,7 @@ def describe(value):
     if isinstance(value, (list, tuple)):
         return [describe(v) for v in value]
     if isinstance(value, (keras.optimizers.Optimizer, keras.optimizers.schedules.LearningRateSchedule,
-                          keras.layers.Layer)):
+                          keras.layers.Layer, keras.losses.Loss)):
         try:
             config = {k: v for k, v in value.get_config().items() if k != "name"}
         except NotImplementedError:

@@ -147,8 +147,8 @@ def untrained_batchnorm(model) -> bool:
 def _selected_groups(stage: Stage, names: list[str]) -> list[str]:
     """Group names the stage trains, ordered from the head down."""
     top_down = list(reversed(names))
-    if stage.unfreeze == "head":
-        chosen = ["head"]
+    if stage.unfreeze == "head":   # a task model's new neck trains with its head
+        chosen = ["head"] + (["neck"] if "neck" in names else [])
     elif stage.unfreeze == "all":
         chosen = top_down
     elif isinstance(stage.unfreeze, str):

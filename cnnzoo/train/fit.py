@@ -16,11 +16,12 @@ import tensorflow as tf
 
 from cnnzoo._checks import check_choice, check_float, check_int, check_positive_finite, received
 from cnnzoo.train import schedules as _schedules
-from cnnzoo.introspect import all_layers, num_outputs, outputs_probabilities
+from cnnzoo.introspect import all_layers, is_segmenter, num_outputs, outputs_probabilities
 from cnnzoo.train.batchnorm import auto_momentum, recalibrate_bn, trained_batchnorm_layers
 from cnnzoo.train.checkpoints import Checkpointer, data_fingerprint, describe, model_fingerprint
 from cnnzoo.train.distribute import broadcast_from_chief, get_strategy, is_chief, multiworker_fit_fix
 from cnnzoo.train.optimizers import OPTIMIZER_NAMES, make_optimizer
+from cnnzoo.train.losses import SEGMENTATION_LOSSES, SegmentationLoss
 from cnnzoo.train.precision import float32_model, mixed_model, resolve_policy
 
 __all__ = ["fit", "FitResult"]
@@ -45,7 +46,7 @@ STAGE_DEFAULTS = dict(
     optimizer="adamw", learning_rate=1e-3, schedule="cosine", schedule_options=None, warmup_epochs=0.0,
     weight_decay="default", momentum=0.9, nesterov=False, label_smoothing=0.0, clipnorm=None,
     global_clipnorm=None, clipvalue=None, early_stopping=None, monitor=None, min_delta=0.0,
-    restore_best_weights=True, lr_multipliers=None, bn_momentum="auto", recalibrate_bn="auto",
+    restore_best_weights=True, lr_multipliers=None, bn_momentum="auto", recalibrate_bn="auto", loss="auto",
 )
 # Options of the whole run, not of a stage (`finetune` takes them in **train_kwargs and hands them to the run).
 RUN_OPTIONS = ("log_dir", "callbacks", "verbose", "steps_per_epoch")
@@ -71,7 +72,7 @@ def fit(model, data, *, epochs: int, optimizer: str = "adamw", learning_rate: fl
         restore_best_weights: bool = True, lr_multipliers: dict | None = None, bn_momentum="auto",
         recalibrate_bn="auto", mixed_precision="auto", strategy=None, checkpoint_dir=None, log_dir=None,
         augment=None, callbacks=None, verbose="auto", steps_per_epoch: int | None = None,
-        seed: int | None = None) -> FitResult:
+        seed: int | None = None, loss="auto") -> FitResult:
     """Train `model` on `data` with a complete recipe (all trainable layers train; see `finetune` for freezing).
 
     Args:
@@ -100,6 +101,9 @@ def fit(model, data, *, epochs: int, optimizer: str = "adamw", learning_rate: fl
             steps, an `Augmentation` with MixUp/CutMix, a keras layer); train stream only.
         callbacks: extra keras callbacks. verbose: Keras progress bars ("auto", 0, 1, 2).
         steps_per_epoch: int, needed only when the train stream's length is unknown.
+        loss: "auto" (cross-entropy matched to the head: per pixel, skipping 255, for a segmenter), a keras loss,
+            or for segmenters "dice" / "cross_entropy+dice" (`cnnzoo.train.losses.SegmentationLoss`).
+            Segmenters report and monitor "miou" (`keras.metrics.MeanIoU`, 255 ignored) instead of accuracy.
 
     Returns:
         FitResult(model, history). `model` is the model passed in, trained in place, unless mixed precision or
@@ -115,7 +119,8 @@ def fit(model, data, *, epochs: int, optimizer: str = "adamw", learning_rate: fl
                    momentum=momentum, nesterov=nesterov, label_smoothing=label_smoothing, clipnorm=clipnorm,
                    global_clipnorm=global_clipnorm, clipvalue=clipvalue, early_stopping=early_stopping,
                    monitor=monitor, min_delta=min_delta, restore_best_weights=restore_best_weights,
-                   lr_multipliers=lr_multipliers, bn_momentum=bn_momentum, recalibrate_bn=recalibrate_bn)
+                   lr_multipliers=lr_multipliers, bn_momentum=bn_momentum, recalibrate_bn=recalibrate_bn,
+                   loss=loss)
     plan = _Plan(epochs=epochs, options=check_stage_options(options),
                  multipliers=(lambda m: expand_multipliers(m, lr_multipliers)) if lr_multipliers else None)
     return _run_stages(model, data, [plan], mixed_precision=mixed_precision, strategy=strategy,
@@ -146,6 +151,8 @@ def check_stage_options(options: dict) -> dict:
         check_int("early_stopping", full["early_stopping"], minimum=0)
     check_choice("bn_momentum", full["bn_momentum"], ("auto", None))
     check_choice("recalibrate_bn", full["recalibrate_bn"], ("auto", True, False))
+    if not (isinstance(full["loss"], keras.losses.Loss) or callable(full["loss"])):
+        check_choice("loss", full["loss"], ("auto",) + SEGMENTATION_LOSSES)
     if full["schedule_options"] is not None and not isinstance(full["schedule_options"], dict):
         raise TypeError("`schedule_options` must be a dict. "
                         + received("schedule_options", full["schedule_options"]))
@@ -259,6 +266,29 @@ def make_loss(model, label_smoothing: float = 0.0, *, one_hot: bool = False):
     return keras.losses.SparseCategoricalCrossentropy(from_logits=from_logits)
 
 
+def task_loss_and_metric(model, opts: dict, *, one_hot: bool = False):
+    """(loss, metric) for the model's task: classifiers get cross-entropy and accuracy, segmenters the per-pixel
+    `SegmentationLoss` (255 ignored) and mean IoU; `opts["loss"]` may replace the loss."""
+    chosen = opts.get("loss", "auto")
+    if is_segmenter(model):
+        if opts["label_smoothing"]:
+            raise ValueError("label_smoothing is for classifiers; a segmenter's masks are class indices. "
+                             + received("label_smoothing", opts["label_smoothing"]))
+        classes = num_outputs(model)
+        metric = keras.metrics.MeanIoU(classes, name="miou", sparse_y_true=True, sparse_y_pred=False,
+                                       ignore_class=255)
+        if isinstance(chosen, str):
+            kind = "cross_entropy" if chosen == "auto" else chosen
+            chosen = SegmentationLoss(kind, from_logits=not outputs_probabilities(model))
+        return chosen, metric
+    metric = (keras.metrics.CategoricalAccuracy(name="accuracy") if one_hot
+              else keras.metrics.SparseCategoricalAccuracy(name="accuracy"))
+    if isinstance(chosen, str) and chosen != "auto":
+        raise ValueError(f"loss={chosen!r} is a segmentation loss and this model is a classifier. "
+                         + received("loss", chosen))
+    return (make_loss(model, opts["label_smoothing"], one_hot=one_hot) if chosen == "auto" else chosen), metric
+
+
 class _EpochRecorder(keras.callbacks.Callback):
     """Collects each epoch's logs (with global epoch and stage) and writes the checkpoint."""
 
@@ -367,10 +397,8 @@ def _run_stages(model, data, plans, *, mixed_precision="auto", strategy=None, ch
                 lr_multipliers=plan.multipliers(model) if plan.multipliers else None)
             if policy == "mixed_float16":
                 optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
-            metric = (keras.metrics.CategoricalAccuracy(name="accuracy") if one_hot
-                      else keras.metrics.SparseCategoricalAccuracy(name="accuracy"))
-            model.compile(optimizer=optimizer, loss=make_loss(model, opts["label_smoothing"], one_hot=one_hot),
-                          metrics=[metric])
+            loss, metric = task_loss_and_metric(model, opts, one_hot=one_hot)
+            model.compile(optimizer=optimizer, loss=loss, metrics=[metric])
             if done:
                 optimizer.build(model.trainable_variables)
         if state is not None and not restored:
@@ -380,7 +408,8 @@ def _run_stages(model, data, plans, *, mixed_precision="auto", strategy=None, ch
         run.optimizer = optimizer
 
         stage_callbacks = list(callbacks or [])
-        monitor = opts["monitor"] or ("val_accuracy" if val_s is not None else "accuracy")
+        metric_name = "miou" if is_segmenter(model) else "accuracy"
+        monitor = opts["monitor"] or (f"val_{metric_name}" if val_s is not None else metric_name)
         if schedule_name == "plateau":
             stage_callbacks.append(_schedules.reduce_on_plateau(monitor=monitor, **_plateau_options(opts)))
         if opts["early_stopping"] is not None:

@@ -6,7 +6,7 @@ import tensorflow as tf
 
 import cnnzoo
 from cnnzoo.layers import FeaturePyramid
-from cnnzoo.layers.pyramid import resize_nearest_to
+from cnnzoo.layers.resize import resize_bilinear_to, resize_nearest_to
 
 
 def _fpn_model(channels=32, extra_levels=0):
@@ -41,6 +41,13 @@ def test_top_down_path_is_lateral_plus_nearest_upsampling():
     x = tf.reshape(tf.range(9.0), (1, 3, 3, 1))
     assert resize_nearest_to(x, tf.zeros((1, 5, 6, 1)))[0, :, :, 0].numpy().tolist()[-1] == [6, 6, 7, 7, 8, 8]
     assert resize_nearest_to(x, tf.zeros((1, 7, 7, 1))).shape == (1, 7, 7, 1)
+
+
+@pytest.mark.parametrize("source,target", [((4, 6), (16, 24)), ((5, 7), (17, 26)), ((9, 9), (4, 5))])
+def test_bilinear_resize_equals_tensorflow(source, target):
+    x = tf.random.normal((2, *source, 3), seed=3)
+    got = resize_bilinear_to(x, tf.zeros((1, *target, 1)))
+    np.testing.assert_allclose(got, tf.image.resize(x, target, method="bilinear"), atol=1e-5)
 
 
 def test_round_trip_and_tflite_onnx_parity(tmp_path):
