@@ -27,9 +27,10 @@ from cnnzoo.layers.resize import ResizeLike
 
 NECKS = ("fpn",)
 UPSAMPLINGS = ("bilinear", "transposed")
-# The head's levels: C2..C5 (strides 4..32); the merged map is at stride 4.
-OUT_INDICES = (1, 2, 3, 4)
-HEAD_STRIDE = 4
+# The head's levels: C2..C5 (strides 4..32), merged at stride 4; `head_stride=2` adds C1 and merges at stride 2
+# (thin structures in small images: digit strokes a few pixels wide).
+OUT_INDICES = {4: (1, 2, 3, 4), 2: (0, 1, 2, 3, 4)}
+HEAD_STRIDES = (4, 2)
 
 
 def _default_channels(backbone: keras.Model) -> int:
@@ -50,12 +51,13 @@ def _conv_bn_relu(x, filters: int, name: str):
 
 def create_segmenter(backbone, num_classes: int, *, neck: str = "fpn", input_shape=(None, None, 3),
                      weights: str | None = None, backbone_weights: str | None = None, channels: int | None = None,
-                     head_channels: int | None = None, upsampling: str = "bilinear",
+                     head_channels: int | None = None, upsampling: str = "bilinear", head_stride: int = 4,
                      preprocessing="default", **backbone_options) -> keras.Model:
     """A semantic segmenter on a zoo backbone: features -> FPN -> semantic head -> per-pixel probabilities.
 
     Args:
-        backbone: a zoo name (built with `features_only=True`, levels C2..C5) or such a features model.
+        backbone: a zoo name (built with `features_only=True`, levels C2..C5, or C1..C5 with `head_stride=2`)
+            or such a features model.
         num_classes: int >= 2, classes including background.
         neck: "fpn".
         input_shape: (height, width, channels); None height/width take any size.
@@ -65,6 +67,7 @@ def create_segmenter(backbone, num_classes: int, *, neck: str = "fpn", input_sha
         head_channels: width of the semantic head's convs (default: half of `channels`, >= 32).
         upsampling: "bilinear" (parameter-free resize of the logits) or "transposed" (a learned 4x
             Conv2DTranspose, then fitted to the input size).
+        head_stride: 4 (Panoptic FPN: levels C2..C5 merged at 1/4 of the input) or 2 (C1..C5, merged at 1/2).
         preprocessing: as `create_model`'s ("default": the backbone's, so the model takes raw pixels).
         **backbone_options: family options for a named backbone (e.g. `alpha=`).
 
@@ -78,12 +81,14 @@ def create_segmenter(backbone, num_classes: int, *, neck: str = "fpn", input_sha
     check_int("num_classes", num_classes, minimum=2)
     check_choice("neck", neck, NECKS)
     check_choice("upsampling", upsampling, UPSAMPLINGS)
+    check_choice("head_stride", head_stride, HEAD_STRIDES)
+    indices = OUT_INDICES[head_stride]
     if channels is not None:
         check_int("channels", channels, minimum=1)
     if head_channels is not None:
         check_int("head_channels", head_channels, minimum=1)
     if isinstance(backbone, str):
-        features = create_model(backbone, features_only=True, out_indices=OUT_INDICES, input_shape=input_shape,
+        features = create_model(backbone, features_only=True, out_indices=indices, input_shape=input_shape,
                                 weights=backbone_weights, preprocessing=preprocessing, **backbone_options)
     elif isinstance(backbone, keras.Model):
         if backbone_options or backbone_weights is not None:
@@ -93,9 +98,11 @@ def create_segmenter(backbone, num_classes: int, *, neck: str = "fpn", input_sha
     else:
         raise TypeError(f"`backbone` must be a zoo name or a features model. {received('backbone', backbone)}")
     info = feature_info(features)
-    if [f.index for f in info] != list(OUT_INDICES):
-        raise ValueError("The segmenter needs the backbone's levels C2..C5 (out_indices=(1, 2, 3, 4)); this one "
-                         f"has {[f.name for f in info]}. {received('backbone', features.name)}")
+    if [f.index for f in info] != list(indices):
+        wanted = ", ".join(f"C{i + 1}" for i in indices)
+        raise ValueError(f"With head_stride={head_stride} the segmenter needs the backbone's levels {wanted} "
+                         f"(out_indices={indices}); this one has {[f.name for f in info]}. "
+                         f"{received('backbone', features.name)}")
     width = channels or _default_channels(features)
     head_width = head_channels or max(32, width // 2)
 
@@ -103,20 +110,21 @@ def create_segmenter(backbone, num_classes: int, *, neck: str = "fpn", input_sha
     pyramid = FeaturePyramid(channels=width, name="neck_fpn")(features.outputs)
     fine = pyramid[0]
     branches = []
-    for level, p in zip(OUT_INDICES, pyramid):
+    base = indices[0]
+    for level, p in zip(indices, pyramid):
         x = p
-        steps = max(1, level - OUT_INDICES[0])   # stride 8 -> one 2x step to stride 4, 16 -> two, 32 -> three
+        steps = max(1, level - base)   # (head_stride 4) stride 8 -> one 2x step to stride 4, 16 -> two, 32 -> three
         for k in range(steps):
             x = _conv_bn_relu(x, head_width, f"head_p{level + 1}_{k}")
-            if level > OUT_INDICES[0]:
-                # each step doubles; the last one lands exactly on P2's size (odd sizes included)
-                target = fine if k == steps - 1 else pyramid[level - OUT_INDICES[0] - k - 1]
+            if level > base:
+                # each step doubles; the last one lands exactly on the finest level's size (odd sizes included)
+                target = fine if k == steps - 1 else pyramid[level - base - k - 1]
                 x = ResizeLike("nearest", name=f"head_p{level + 1}_{k}_up")([x, target])
         branches.append(x)
     x = layers.Add(name="head_sum")(branches)
     logits = layers.Conv2D(num_classes, 1, name="head_logits")(x)
     if upsampling == "transposed":
-        logits = layers.Conv2DTranspose(num_classes, 2 * HEAD_STRIDE, strides=HEAD_STRIDE, padding="same",
+        logits = layers.Conv2DTranspose(num_classes, 2 * head_stride, strides=head_stride, padding="same",
                                         name="head_upsample_conv")(logits)
     logits = ResizeLike("bilinear" if upsampling == "bilinear" else "nearest", name="head_upsample")(
         [logits, images])

@@ -23,6 +23,14 @@ def test_segmenter_takes_raw_pixels_of_any_size(upsampling):
     assert all(layer.name.startswith("head_") or layer.name == "probabilities" for layer in groups["head"])
 
 
+def test_stride_two_head_merges_c1_to_c5_at_half_size():
+    model = cnnzoo.create_segmenter("mobilenet_v2_035", num_classes=3, head_stride=2)
+    assert model.get_layer("head_sum").output.shape[1:3] == (None, None)
+    inner = keras.Model(model.inputs, model.get_layer("head_sum").output)
+    assert inner(np.zeros((1, 65, 97, 3), "float32")).shape[1:3] == (33, 49)
+    assert model(np.zeros((1, 65, 97, 3), "float32")).shape == (1, 65, 97, 3)
+
+
 def test_segmenter_from_a_features_model_round_trips_and_loads_weights(tmp_path):
     features = cnnzoo.create_model("resnet18", features_only=True, input_shape=(None, None, 3))
     model = cnnzoo.create_segmenter(features, num_classes=3)
@@ -54,8 +62,12 @@ def test_segmenter_arguments_are_checked():
         cnnzoo.create_segmenter(3, num_classes=3)
     convnext_like = cnnzoo.create_model("resnet18", features_only=True, out_indices=(2, 3, 4),
                                         input_shape=(None, None, 3))
-    with pytest.raises(ValueError, match="C2..C5"):
+    with pytest.raises(ValueError, match="needs the backbone's levels C2, C3, C4, C5"):
         cnnzoo.create_segmenter(convnext_like, num_classes=3)
+    with pytest.raises(ValueError, match="head_stride"):
+        cnnzoo.create_segmenter("resnet18", num_classes=3, head_stride=8)
+    with pytest.raises(ValueError, match="levels C1, C2"):    # ConvNeXt has no stride-2 level
+        cnnzoo.create_segmenter("convnext_tiny", num_classes=3, head_stride=2)
 
 
 def test_segmentation_loss_ignores_void_pixels_and_dice_rewards_overlap():
