@@ -560,6 +560,17 @@ def _palette_bmp(contents: tf.Tensor) -> tf.Tensor:
     return image
 
 
+def centre_crop(image: tf.Tensor, size: tuple[int, int]) -> tf.Tensor:
+    """The largest centred window of `image` ([..., H, W, C]) with the aspect ratio of `size` (height, width)."""
+    height, width = size
+    shape = tf.shape(image)
+    h, w = shape[-3], shape[-2]
+    crop_h = tf.minimum(h, tf.cast(tf.round(tf.cast(w, tf.float32) * height / width), tf.int32))
+    crop_w = tf.minimum(w, tf.cast(tf.round(tf.cast(h, tf.float32) * width / height), tf.int32))
+    crop_h, crop_w = tf.maximum(crop_h, 1), tf.maximum(crop_w, 1)
+    return tf.image.crop_to_bounding_box(image, (h - crop_h) // 2, (w - crop_w) // 2, crop_h, crop_w)
+
+
 def resize(image: tf.Tensor, size: tuple[int, int], fit: str = "stretch") -> tf.Tensor:
     """Resize uint8 [H, W, 3] (or a batch) to `size` with bilinear interpolation; returns uint8.
 
@@ -569,14 +580,8 @@ def resize(image: tf.Tensor, size: tuple[int, int], fit: str = "stretch") -> tf.
     """
     height, width = size
     if fit == "crop":
-        shape = tf.shape(image)
-        h, w = shape[-3], shape[-2]
         # Largest window with the target aspect ratio, then one resize: cheaper than resize-then-crop.
-        crop_h = tf.minimum(h, tf.cast(tf.round(tf.cast(w, tf.float32) * height / width), tf.int32))
-        crop_w = tf.minimum(w, tf.cast(tf.round(tf.cast(h, tf.float32) * width / height), tf.int32))
-        crop_h, crop_w = tf.maximum(crop_h, 1), tf.maximum(crop_w, 1)
-        image = tf.image.crop_to_bounding_box(image, (h - crop_h) // 2, (w - crop_w) // 2, crop_h, crop_w)
-        out = tf.image.resize(image, size, method="bilinear")
+        out = tf.image.resize(centre_crop(image, size), size, method="bilinear")
     elif fit == "pad":
         out = tf.image.resize_with_pad(tf.cast(image, tf.float32), height, width, method="bilinear")
     else:

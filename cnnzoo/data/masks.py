@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import tensorflow as tf
 
-from cnnzoo.data.images import IMAGE_EXTENSIONS
+from cnnzoo.data.images import IMAGE_EXTENSIONS, centre_crop
 
 IGNORE = 255                 #: the mask value that marks pixels without a label
 MASK_EXTENSIONS = (".png",)
@@ -168,14 +168,8 @@ def resize_mask(mask: tf.Tensor, size: tuple[int, int], fit: str = "stretch") ->
     """
     height, width = size
     labels = tf.cast(mask, tf.int32)[..., None]
-    if fit == "crop":
-        shape = tf.shape(labels)
-        h, w = shape[-3], shape[-2]
-        crop_h = tf.minimum(h, tf.cast(tf.round(tf.cast(w, tf.float32) * height / width), tf.int32))
-        crop_w = tf.minimum(w, tf.cast(tf.round(tf.cast(h, tf.float32) * width / height), tf.int32))
-        crop_h, crop_w = tf.maximum(crop_h, 1), tf.maximum(crop_w, 1)
-        labels = tf.image.crop_to_bounding_box(labels, (h - crop_h) // 2, (w - crop_w) // 2, crop_h, crop_w)
-        out = tf.image.resize(labels, size, method="nearest")
+    if fit == "crop":   # the image's window (cnnzoo.data.images.centre_crop), resized nearest
+        out = tf.image.resize(centre_crop(labels, size), size, method="nearest")
     elif fit == "pad":   # shift by one so the zero padding becomes -1, then ignore
         out = tf.image.resize_with_pad(labels + 1, height, width, method="nearest") - 1
         out = tf.where(out < 0, IGNORE, out)
