@@ -150,6 +150,8 @@ def cmd_predict(args) -> int:
         runner = load_runner(args.model)
     except ValueError as error:
         raise UsageError(str(error)) from None
+    if runner.task == "segmentation":
+        return _predict_masks(runner, args)
     probabilities = runner.predict(read_images(args.images, runner.input_size, runner.fit))
     names = runner.class_names or [str(i) for i in range(probabilities.shape[-1])]
     k = min(args.top_k, probabilities.shape[-1])
@@ -162,6 +164,45 @@ def cmd_predict(args) -> int:
     else:
         for row in rows:
             print(row["image"] + "  " + "  ".join(f"{t['class']} {t['probability']:.3f}" for t in row["top"]))
+    return 0
+
+
+def _predict_masks(runner, args) -> int:
+    """A segmenter: one palette PNG of class ids per image, at the image's own size, in --output-dir."""
+    import numpy as np
+    from PIL import Image, ImageOps
+
+    from cnnzoo.data.masks import write_mask
+
+    out_dir = Path(args.output_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise UsageError(f"--output-dir is a file. Received: --output-dir={args.output_dir!r}")
+    rows, used = [], set()
+    for path in args.images:
+        if not os.path.isfile(path):
+            raise UsageError(f"image not found. Received: image={path!r}")
+        try:
+            with Image.open(path) as image:   # the size after EXIF orientation, as the decode rule turns it
+                size = ImageOps.exif_transpose(image).size[::-1]
+        except (OSError, ValueError) as error:
+            raise UsageError(f"not a readable image ({type(error).__name__}). Received: image={path!r}") from None
+        mask = runner.predict_masks(read_images([path], size, "stretch"))[0]
+        stem = Path(path).stem
+        name, k = f"{stem}_mask.png", 1
+        while name in used:   # same file name from two folders
+            name, k = f"{stem}_{k}_mask.png", k + 1
+        used.add(name)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        target = write_mask(out_dir / name, mask, len(runner.class_names or []) or int(mask.max()) + 1)
+        names = runner.class_names or [str(i) for i in range(int(mask.max()) + 1)]
+        ids, counts = np.unique(mask, return_counts=True)
+        shares = {names[i]: round(float(c) / mask.size, 4) for i, c in sorted(zip(ids, counts), key=lambda t: -t[1])}
+        rows.append({"image": path, "mask": target, "size": list(size), "classes": shares})
+    if args.json:
+        print(json.dumps(rows))
+    else:
+        for row in rows:
+            print(f"{row['image']}  ->  {row['mask']}  " + "  ".join(f"{c} {v:.1%}" for c, v in row["classes"].items()))
     return 0
 
 

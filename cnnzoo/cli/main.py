@@ -261,10 +261,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=commands.cmd_export)
 
-    p = sub.add_parser("predict", help="classify images with a SavedModel, .tflite, .onnx or .keras model")
+    p = sub.add_parser("predict", help="classify images (or segment them: mask PNGs) with a SavedModel, .tflite, "
+                                       ".onnx or .keras model")
     p.add_argument("images", nargs="+", help="image files")
     p.add_argument("--model", required=True, help="export dir, SavedModel dir, .tflite, .onnx or .keras")
     p.add_argument("--top-k", type=_positive_int, default=3)
+    p.add_argument("--output-dir", default="masks",
+                   help="segmenters: where the mask PNGs go (<image stem>_mask.png, class ids as palette indices)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=commands.cmd_predict)
 

@@ -244,15 +244,21 @@ def _pair(data, name: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _labels(labels) -> np.ndarray:
+    """Class ids [N] from ids or one-hot rows (MixUp/CutMix); segmentation masks [N, H, W] (or [N, H, W, 1])
+    are kept as masks."""
     labels = np.asarray(labels)
-    return labels.argmax(-1) if labels.ndim == 2 else labels.reshape(-1)     # one-hot (MixUp/CutMix) or ids
+    if labels.ndim == 4 and labels.shape[-1] == 1:
+        labels = labels[..., 0]
+    if labels.ndim == 3:
+        return labels
+    return labels.argmax(-1) if labels.ndim == 2 else labels.reshape(-1)
 
 
 # ---------------------------------------------------------------------------------------------- arrays
 
 @dataclasses.dataclass
 class Arrays:
-    """uint8 RGB images [N, H, W, 3], labels [N] (or None), the data's class names (or None), and for a folder
+    """uint8 RGB images [N, H, W, 3], labels [N] or masks [N, H, W] (or None), the data's class names (or None), and for a folder
     the file paths and the skipped (path, reason)."""
 
     images: np.ndarray
@@ -316,6 +322,10 @@ def read(data, *, name: str = "data", split: str = "val", size=None, fit: str = 
 
         images = np.concatenate([resize(tf.constant(images[i:i + 256]), tuple(size), fit).numpy()
                                  for i in range(0, len(images), 256)])
+    if labels is not None and labels.ndim == 3 and size is not None and tuple(labels.shape[1:3]) != tuple(size):
+        from cnnzoo.data.masks import resize_mask   # masks follow their images (nearest, same fit)
+
+        labels = resize_mask(tf.constant(labels.astype(np.uint8)), tuple(size), fit).numpy()
     return Arrays(images, labels, names, paths, skipped)
 
 

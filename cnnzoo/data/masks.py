@@ -110,6 +110,36 @@ def read_mask(path: str) -> np.ndarray:
     return array
 
 
+def palette(classes: int) -> list[int]:
+    """A flat RGB palette for `classes` class indices: 0 (background) black, then matplotlib's tab20 colours
+    (repeating), 255 (ignore) white."""
+    import matplotlib
+
+    colours = [(0, 0, 0)] + [tuple(int(round(255 * c)) for c in matplotlib.colormaps["tab20"](i % 20)[:3])
+                             for i in range(max(classes - 1, 0))]
+    colours = (colours + [(0, 0, 0)] * 256)[:255] + [(255, 255, 255)]
+    return [value for colour in colours for value in colour]
+
+
+def write_mask(path, mask, classes: int) -> str:
+    """Write class ids [H, W] as a palette PNG (indices are the classes, as `read_mask` and
+    `from_directory(task="segmentation")` read them; the palette only colours them for viewers). Returns `path`.
+
+    Example:
+        >>> write_mask("out/scene_mask.png", np.array([[0, 1], [2, 2]]), classes=3)   # doctest: +SKIP
+    """
+    from PIL import Image
+
+    mask = np.asarray(mask)
+    if mask.ndim != 2 or mask.size == 0 or mask.min() < 0 or mask.max() > IGNORE:
+        raise ValueError(f"`mask` must be class ids [H, W] in 0..255. Received: mask of shape {mask.shape}")
+    mask = np.ascontiguousarray(mask, np.uint8)
+    image = Image.frombytes("P", (mask.shape[1], mask.shape[0]), mask.tobytes())
+    image.putpalette(palette(classes))
+    image.save(os.fspath(path), format="PNG")
+    return os.fspath(path)
+
+
 def image_size(path: str) -> tuple[int, int]:
     """(height, width) of an image as the decode rule shows it: JPEGs turned by their EXIF orientation."""
     from PIL import Image

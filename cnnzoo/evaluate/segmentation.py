@@ -83,6 +83,27 @@ class SegmentationReport:
         return fig
 
 
+def pixel_confusion(truth, predicted, classes: int, ignore_index: int = IGNORE) -> np.ndarray:
+    """Confusion matrix [classes, classes] over the pixels of masks `truth` and `predicted` (same shape; pixels
+    whose truth is `ignore_index` are left out), by scikit-learn."""
+    from sklearn.metrics import confusion_matrix
+
+    truth, predicted = np.asarray(truth), np.asarray(predicted)
+    keep = truth != ignore_index
+    return confusion_matrix(truth[keep], predicted[keep], labels=np.arange(classes)).astype(np.int64)
+
+
+def mean_iou(truth, predicted, classes: int, ignore_index: int = IGNORE) -> float:
+    """mIoU of predicted masks against true masks, scored as `SegmentationReport.miou` is.
+
+    Example:
+        >>> mean_iou(np.array([[0, 1]]), np.array([[0, 1]]), classes=2)
+        1.0
+    """
+    confusion = pixel_confusion(truth, predicted, classes, ignore_index)
+    return SegmentationReport(confusion=confusion, class_names=[str(i) for i in range(classes)], examples={}).miou
+
+
 def _batches(data, split: str):
     from cnnzoo.data.imagedata import ImageData
 
@@ -106,8 +127,6 @@ def _batches(data, split: str):
 def evaluate_segmenter(model, data, *, split: str = "val", class_names=None, ignore_index: int = IGNORE,
                        examples: int = 8) -> SegmentationReport:
     """Run `model` (inference mode) over `data` and score every pixel; see the module docstring."""
-    from sklearn.metrics import confusion_matrix
-
     from cnnzoo.introspect import num_outputs
 
     stream, names = _batches(data, split)
@@ -130,7 +149,7 @@ def evaluate_segmenter(model, data, *, split: str = "val", class_names=None, ign
         if np.any(truth[keep] >= classes) or np.any(truth[keep] < 0):
             raise ValueError(f"Mask values must lie in [0, {classes}) or be {ignore_index} (ignore). Received: "
                              f"values in [{truth[keep].min()}, {truth[keep].max()}]")
-        confusion += confusion_matrix(truth[keep], predicted[keep], labels=np.arange(classes))
+        confusion += pixel_confusion(truth, predicted, classes, ignore_index)
         if len(kept["images"]) < examples:
             take = examples - len(kept["images"])
             kept["images"] += list(np.asarray(images)[:take].astype(np.uint8))

@@ -56,7 +56,7 @@ def _normalization_layer(model):
 def build_card(*, name: str, version: int, model, class_names, input_size, fit: str, top_k: int,
                formats: dict, parity: dict, metrics: dict | None, held_out: bool, holdout_images: int,
                calibration_images: int | None, stripped: list[str], recast: bool, opset: int | None,
-               softmax_added: bool = False) -> dict:
+               softmax_added: bool = False, task: str = "classification") -> dict:
     """The model card dict (also written as model_card.json)."""
     import keras
     import tensorflow as tf
@@ -77,10 +77,8 @@ def build_card(*, name: str, version: int, model, class_names, input_size, fit: 
                   "size": list(input_size), "value_range": [0, 255], "channels": "RGB",
                   "note": "SavedModel takes any height/width and resizes inside; TFLite and ONNX take exactly "
                           "`size`. `serving_bytes` takes encoded JPEG/PNG/GIF/BMP."},
-        "outputs": {"probabilities": "float32 [batch, num_classes]" + (
-                        " (softmax added: the model returns logits)" if softmax_added else ""),
-                    "class_ids": f"int32 [batch, {top_k}] (SavedModel)",
-                    "class_names": f"string [batch, {top_k}] (SavedModel)"},
+        "task": task,
+        "outputs": _outputs(task, top_k, softmax_added),
         "preprocessing": preprocessing_spec(model, input_size=input_size, fit=fit),
         "class_names": list(class_names),
         "num_classes": len(class_names),
@@ -96,6 +94,18 @@ def build_card(*, name: str, version: int, model, class_names, input_size, fit: 
         "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
                     "cpus": os.cpu_count()},
     }
+
+
+def _outputs(task: str, top_k: int, softmax_added: bool) -> dict:
+    if task == "segmentation":
+        return {"probabilities": "float32 [batch, height, width, num_classes]: SavedModel at the input image's size "
+                                 "(resized back bilinearly), TFLite and ONNX at `input.size`",
+                "masks": "int32 [batch, height, width] class ids, argmax of probabilities (SavedModel; "
+                         "`serving_bytes` returns them at `input.size`)"}
+    return {"probabilities": "float32 [batch, num_classes]" + (
+                " (softmax added: the model returns logits)" if softmax_added else ""),
+            "class_ids": f"int32 [batch, {top_k}] (SavedModel)",
+            "class_names": f"string [batch, {top_k}] (SavedModel)"}
 
 
 def write_card(card: dict, path) -> Path:

@@ -29,7 +29,7 @@ from cnnzoo.export.report import ExportReport
 from cnnzoo.export.runners import CARD_FILE, KerasRunner, load_runner, measure_latency
 from cnnzoo.export.samples import Samples, calibration_and_holdout, collect
 from cnnzoo.export.serving import FITS, RawImageModel, input_size_of
-from cnnzoo.introspect import has_classifier, is_mixed_precision
+from cnnzoo.introspect import has_classifier, is_mixed_precision, is_segmenter
 from cnnzoo.options import DEFAULT_EXPORT_FORMATS, EXPORT_FORMATS, TFLITE_FORMATS
 
 FORMATS, DEFAULT_FORMATS = EXPORT_FORMATS, DEFAULT_EXPORT_FORMATS
@@ -136,7 +136,8 @@ def export(model, out_dir, *, formats: Sequence[str] | str = DEFAULT_FORMATS, cl
                            "parity_passed": report.parity.get(fmt, {}).get("passed")} for fmt in report.paths},
             parity=report.parity, metrics=metrics, held_out=disjoint, holdout_images=len(holdout),
             calibration_images=None if calibration is None else len(calibration), stripped=stripped,
-            recast=recast, opset=opset if "onnx" in formats else None, softmax_added=wrapped.adds_softmax)
+            recast=recast, opset=opset if "onnx" in formats else None, softmax_added=wrapped.adds_softmax,
+            task=wrapped.task)
         report.card["parity"]["checked"] = parity is not False
         report.card["parity"]["synthetic_images"] = representative_data is None and parity_data is None
         report.card["latency_batch1_keras_reference"] = report.latency.pop("keras_reference", None)
@@ -346,16 +347,28 @@ def _class_names(model, class_names, data) -> list[str]:
 
 
 def _check_classifier(model) -> None:
-    """Export writes classifiers (probabilities, class ids, class names); refuse a feature extractor, whose
-    "probabilities" would be raw features and whose labels.txt would name every feature channel."""
+    """Export writes classifiers (probabilities, class ids, class names) and segmenters (per-pixel probabilities
+    and masks); refuse a feature extractor, whose "probabilities" would be raw features and whose labels.txt
+    would name every feature channel."""
     if not getattr(model, "outputs", None) or has_classifier(model):
         return      # an unbuilt model is refused by inference_model, with its own message
-    shape = tuple(model.outputs[0].shape)
+    if len(model.outputs) == 1 and is_segmenter(model) and _ends_in_softmax(model):
+        return
+    shape = tuple(model.outputs[0].shape) if len(model.outputs) == 1 else [tuple(t.shape) for t in model.outputs]
     raise ValueError(
-        "`model` has no classifier: its output is not class scores from a Dense/softmax head (output shape "
-        f"{shape}; a feature extractor such as create_model(..., include_top=False)). cnnzoo.export writes "
-        "classifiers only: add a head first (create_model(name, num_classes=N) or keras.layers.Dense(N, "
-        f"activation='softmax') on the features) and train it. {received('model', model.name)}")
+        "`model` is neither a classifier nor a segmenter: its output is not class scores from a Dense/softmax head "
+        "nor per-pixel softmax probabilities (output shape "
+        f"{shape}; a feature extractor such as create_model(..., include_top=False) or features_only=True). "
+        "cnnzoo.export writes classifiers and segmenters only: add a head first (create_model(name, "
+        "num_classes=N), keras.layers.Dense(N, activation='softmax') on the features, or "
+        f"create_segmenter(backbone, num_classes=N)) and train it. {received('model', model.name)}")
+
+
+def _ends_in_softmax(model) -> bool:
+    """A segmenter's output layer is a softmax (create_segmenter's "probabilities"): per-pixel class scores."""
+    layer = model.outputs[0]._keras_history[0] if hasattr(model.outputs[0], "_keras_history") else None
+    activation = getattr(layer, "activation", None)
+    return getattr(activation, "__name__", None) == "softmax" or type(layer).__name__ == "Softmax"
 
 
 def _dynamic(model) -> bool:

@@ -7,6 +7,10 @@ Each format is run on a held-out batch of raw uint8 images and compared with the
 - quantized formats (TFLite int8, dynamic range): top-1 agreement >= 97 %, and with labels, accuracy at most
   1 point below the Keras model's.
 
+A segmenter is judged per pixel on its probabilities [N, H, W, classes]: the same float tolerances, and for the
+quantized formats per-pixel agreement of the masks >= 97 % and, with true masks, mIoU at most 1 point below the
+Keras model's.
+
 Every format must also be batch independent: an image run alone and inside a batch of 8 gives the same
 probabilities (|diff| <= 1e-4). A model whose BatchNorm runs in training mode fails exactly this check.
 """
@@ -45,11 +49,15 @@ class ParityResult:
     images: int
     max_abs_diff: float
     mean_abs_diff: float
-    top1_agreement: float
+    top1_agreement: float          # a segmenter's: per-pixel agreement of the masks
     batch_max_diff: float
     accuracy: float | None = None
     reference_accuracy: float | None = None
     accuracy_drop_points: float | None = None
+    miou: float | None = None
+    reference_miou: float | None = None
+    miou_drop_points: float | None = None
+    per_pixel: bool = False                # a segmenter's figures (per-pixel probabilities and masks)
     tolerance: dict = field(default_factory=dict)
     failures: list[str] = field(default_factory=list)
 
@@ -75,7 +83,15 @@ def compare(format: str, runner: Runner, reference: np.ndarray, holdout: Samples
         format=format, images=len(holdout), max_abs_diff=float(diff.max()), mean_abs_diff=float(diff.mean()),
         top1_agreement=float(np.mean(probabilities.argmax(-1) == reference.argmax(-1))),
         batch_max_diff=batch_dependence(runner, holdout.images))
-    if holdout.labels is not None:
+    per_pixel = result.per_pixel = probabilities.ndim == 4
+    if holdout.labels is not None and per_pixel:
+        from cnnzoo.evaluate.segmentation import mean_iou
+
+        classes = probabilities.shape[-1]
+        result.reference_miou = mean_iou(holdout.labels, reference.argmax(-1), classes)
+        result.miou = mean_iou(holdout.labels, probabilities.argmax(-1), classes)
+        result.miou_drop_points = 100.0 * (result.reference_miou - result.miou)
+    elif holdout.labels is not None:
         result.reference_accuracy = float(np.mean(reference.argmax(-1) == holdout.labels))
         result.accuracy = float(np.mean(probabilities.argmax(-1) == holdout.labels))
         result.accuracy_drop_points = 100.0 * (result.reference_accuracy - result.accuracy)
@@ -84,9 +100,14 @@ def compare(format: str, runner: Runner, reference: np.ndarray, holdout: Samples
         if result.max_abs_diff > tolerance:
             result.failures.append(f"max |probability difference| {result.max_abs_diff:.3g} > {tolerance:g}")
     else:
-        result.tolerance = {"top1_agreement": MIN_AGREEMENT, "accuracy_drop_points": MAX_ACCURACY_DROP}
+        drop = "miou_drop_points" if per_pixel else "accuracy_drop_points"
+        result.tolerance = {"top1_agreement": MIN_AGREEMENT, drop: MAX_ACCURACY_DROP}
         if result.top1_agreement < MIN_AGREEMENT:
-            result.failures.append(f"top-1 agreement {result.top1_agreement:.1%} < {MIN_AGREEMENT:.0%}")
+            what = "per-pixel mask agreement" if per_pixel else "top-1 agreement"
+            result.failures.append(f"{what} {result.top1_agreement:.1%} < {MIN_AGREEMENT:.0%}")
+        if result.miou_drop_points is not None and result.miou_drop_points > MAX_ACCURACY_DROP + 1e-9:
+            result.failures.append(f"mIoU drop {result.miou_drop_points:.2f} points > {MAX_ACCURACY_DROP:g} "
+                                   f"({result.reference_miou:.4f} -> {result.miou:.4f})")
         # (a drop of exactly 1 point, e.g. 2 of 200 images, computes as 1.0000000000000009: not a failure)
         if result.accuracy_drop_points is not None and result.accuracy_drop_points > MAX_ACCURACY_DROP + 1e-9:
             result.failures.append(f"accuracy drop {result.accuracy_drop_points:.2f} points > "

@@ -14,7 +14,7 @@ class ExportReport:
         version: int.
         paths: dict format -> Path of the artifact (the SavedModel's path is `directory`).
         parity: dict format -> figures (max_abs_diff, top1_agreement, accuracy_drop_points, batch_max_diff,
-            passed, failures, ...).
+            passed, failures, ...; a segmenter's top1_agreement is per pixel, with miou / miou_drop_points).
         sizes: dict format -> bytes on disk.
         latency: dict format -> batch-1 latency on this machine ({"p50_ms", "min_ms", "repeats"}).
         card: dict, the content of model_card.json.
@@ -49,7 +49,11 @@ class ExportReport:
             check = "skipped" if not figures else ("ok" if figures.get("passed") else "FAILED")
             diff = figures.get("max_abs_diff")
             agreement = figures.get("top1_agreement")
-            detail = "" if diff is None else f" max|diff| {diff:.2g}, top-1 agreement {agreement:.1%}"
+            per_pixel = figures.get("per_pixel", False)
+            detail = "" if diff is None else \
+                f" max|diff| {diff:.2g}, {'pixel' if per_pixel else 'top-1'} agreement {agreement:.1%}"
+            if figures.get("miou") is not None:
+                detail += f", mIoU {figures['reference_miou']:.4f} -> {figures['miou']:.4f}"
             latency = self.latency.get(fmt, {}).get("p50_ms")
             lines.append(f"  {fmt:15s} {self.sizes.get(fmt, 0) / 1024:9.1f} KiB  "
                          f"{'' if latency is None else f'{latency:8.2f} ms'}  parity {check}{detail}")

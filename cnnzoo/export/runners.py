@@ -35,7 +35,8 @@ def resize_uint8(images: np.ndarray, size: tuple[int, int], fit: str = "stretch"
 
 
 class Runner:
-    """Common interface: `.predict(images) -> float32 probabilities [N, classes]`.
+    """Common interface: `.predict(images) -> float32 probabilities [N, classes]` (a segmenter's: [N, H, W,
+    classes] at the images' own size, and `.predict_masks(images) -> int32 [N, H, W]`).
 
     Attributes:
         format: str, "keras", "saved_model", "tflite" or "onnx".
@@ -44,13 +45,17 @@ class Runner:
             training pipeline did (bilinear, `fit`, rounded to uint8).
         class_names: list of str.
         accepts_any_size: bool, True when the artifact resizes inside (Keras, SavedModel).
+        task: "classification" or "segmentation" (recorded in the artifact's metadata). A segmentation runner
+            that takes a fixed size (TFLite, ONNX) resizes its probabilities back to the images' size exactly as
+            the SavedModel does (`serving.resize_back`).
     """
 
     format = "runner"
     accepts_any_size = False
 
-    def __init__(self, *, path=None, input_size=None, class_names=None, fit="stretch"):
+    def __init__(self, *, path=None, input_size=None, class_names=None, fit="stretch", task="classification"):
         self.path = None if path is None else str(path)
+        self.task = task or "classification"
         self.input_size = None if input_size is None else (int(input_size[0]), int(input_size[1]))
         self.class_names = None if class_names is None else [str(c) for c in class_names]
         self.fit = fit
@@ -59,12 +64,24 @@ class Runner:
         """uint8 images [N, H, W, C] (or one [H, W, C]) -> float32 probabilities [N, classes]."""
         batch_size = check_int("batch_size", batch_size, minimum=1)
         images = as_rgb_uint8(images)
+        size = tuple(images.shape[1:3])
         if not self.accepts_any_size and self.input_size is not None:
             images = resize_uint8(images, self.input_size, self.fit)
         chunks = [self._run(images[start:start + batch_size]) for start in range(0, len(images), batch_size)]
+        if self.task == "segmentation" and not self.accepts_any_size:
+            from cnnzoo.export.serving import resize_back
+
+            chunks = [resize_back(chunk, size).numpy() for chunk in chunks]
         if not chunks:
             return np.zeros((0, len(self.class_names or [])), np.float32)
         return np.concatenate(chunks).astype(np.float32, copy=False)
+
+    def predict_masks(self, images, batch_size: int = 32) -> np.ndarray:
+        """A segmenter's masks: int32 class ids [N, H, W] at the images' size (argmax of `predict`)."""
+        if self.task != "segmentation":
+            raise ValueError(f"`predict_masks` needs a segmenter; this model is a {self.task} model. "
+                             f"{received('source', self.path)}")
+        return self.predict(images, batch_size=batch_size).argmax(-1).astype(np.int32)
 
     def _run(self, images: np.ndarray) -> np.ndarray:
         raise NotImplementedError
@@ -91,6 +108,7 @@ class KerasRunner(Runner):
         super().__init__(path=path, input_size=size, class_names=names, fit=fit)
         self.model = model
         self.wrapped = RawImageModel(model, input_size=size, class_names=self.class_names, fit=fit)
+        self.task = self.wrapped.task
         self._fn = tf.function(lambda x: self.wrapped.outputs(x)["probabilities"], reduce_retracing=True)
 
     def _run(self, images):
@@ -109,7 +127,7 @@ class SavedModelRunner(Runner):
         meta = _read_json(Path(path) / "assets.extra" / METADATA_FILE)
         labels = _read_labels(Path(path) / "assets" / LABELS_FILE)
         super().__init__(path=path, input_size=meta.get("input_size"), class_names=labels or meta.get("class_names"),
-                         fit=meta.get("fit", "stretch"))
+                         fit=meta.get("fit", "stretch"), task=meta.get("task"))
         try:
             self.loaded = tf.saved_model.load(str(path))
         except (FileNotFoundError, PermissionError):
@@ -125,7 +143,8 @@ class SavedModelRunner(Runner):
         return self.signature(images=images)["probabilities"].numpy()
 
     def outputs(self, images) -> dict[str, np.ndarray]:
-        """All outputs of `serving_default` (probabilities, class_ids, class_names) for uint8 images."""
+        """All outputs of `serving_default` for uint8 images: probabilities, class_ids, class_names (a
+        segmenter's: probabilities, masks)."""
         return {k: v.numpy() for k, v in self.loaded.signatures["serving_default"](
             images=as_rgb_uint8(images)).items()}
 
@@ -161,7 +180,7 @@ class TFLiteRunner(Runner):
         labels = labels.decode("utf-8").splitlines() if labels else None
         info = json.loads(meta[METADATA_FILE]) if METADATA_FILE in meta else {}
         super().__init__(path=path, input_size=(height, width), class_names=labels or info.get("class_names"),
-                         fit=info.get("fit", "stretch"))
+                         fit=info.get("fit", "stretch"), task=info.get("task"))
         self._batch = int(self._input["shape"][0])
 
     @property
@@ -214,7 +233,7 @@ class ONNXRunner(Runner):
         shape = self._input.shape
         size = (shape[1], shape[2]) if all(isinstance(v, int) for v in shape[1:3]) else info.get("input_size")
         super().__init__(path=path, input_size=size, class_names=info.get("class_names"),
-                         fit=info.get("fit", "stretch"))
+                         fit=info.get("fit", "stretch"), task=info.get("task"))
         self._output_name = "probabilities" if any(o.name == "probabilities" for o in self.session.get_outputs()) \
             else self.session.get_outputs()[0].name
 

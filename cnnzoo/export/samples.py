@@ -13,7 +13,8 @@ import numpy as np
 
 @dataclass
 class Samples:
-    """uint8 images [N, h, w, 3] at the model size, with int labels [N] when the data had them."""
+    """uint8 images [N, h, w, 3] at the model size, with int labels [N] (or masks [N, h, w]) when the data had
+    them."""
 
     images: np.ndarray
     labels: np.ndarray | None = None

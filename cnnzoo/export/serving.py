@@ -5,6 +5,10 @@ Every exported artifact takes raw uint8 RGB pixels and runs the same steps as cn
 uint8 as the training images were), call the model with `training=False`, return float32 probabilities.
 Keeping these steps in one object means the SavedModel signatures, the TFLite and ONNX graphs and the Keras
 reference used for parity cannot drift apart.
+
+A segmenter (`cnnzoo.create_segmenter`: probabilities [B, H, W, classes]) runs the same way at the export size,
+then its probabilities are resized back to each input image's own size (bilinear, `resize_back`) and `masks` are
+their per-pixel argmax (int32 class ids): a mask always matches the image it came from.
 """
 from __future__ import annotations
 
@@ -15,10 +19,21 @@ import tensorflow as tf
 
 from cnnzoo._checks import check_choice, check_int, received
 from cnnzoo.data import images as data_images
-from cnnzoo.introspect import returns_logits
+from cnnzoo.introspect import is_segmenter, returns_logits
 from cnnzoo.options import FITS
 
 INTERPOLATION = "bilinear"      # cnnzoo.data resizes bilinearly; recorded in every artifact's metadata
+TASKS = ("classification", "segmentation")
+
+
+def resize_back(probabilities, size) -> tf.Tensor:
+    """Per-pixel probabilities [B, h, w, C] at the export size -> [B, *size, C] (bilinear; the identity when the
+    sizes agree). Every segmentation format and runner maps its output to the input image's size with this."""
+    probabilities = tf.convert_to_tensor(probabilities, tf.float32)
+    size = tf.convert_to_tensor(size, tf.int32)
+    same = tf.reduce_all(tf.equal(tf.shape(probabilities)[1:3], size))
+    return tf.cond(same, lambda: probabilities,
+                   lambda: tf.image.resize(probabilities, size, method="bilinear"))
 
 
 class RawImageModel:
@@ -46,7 +61,11 @@ class RawImageModel:
         self.fit = check_choice("fit", fit, FITS)
         self.interpolation = INTERPOLATION
         # A classifier built with classifier_activation=None returns logits; `probabilities` must not.
-        self.adds_softmax = returns_logits(model)
+        self.task = "segmentation" if is_segmenter(model) else "classification"
+        self.adds_softmax = returns_logits(model) if self.task == "classification" else False
+        if self.task == "segmentation" and self.fit != "stretch":
+            raise ValueError("A segmenter's masks are mapped back onto the input image by resizing; export it with "
+                             f"fit='stretch' (train with from_directory(..., fit='stretch')). {received('fit', fit)}")
         self._labels = tf.constant(self.class_names)
 
     # -- the shared steps -------------------------------------------------------------------------------
@@ -58,15 +77,23 @@ class RawImageModel:
         return data_images.resize(images, self.input_size, self.fit)
 
     def probabilities(self, images) -> tf.Tensor:
-        """uint8 images at the training size -> float32 probabilities [B, classes]."""
+        """uint8 images at the training size -> float32 probabilities [B, classes] ([B, h, w, classes] for a
+        segmenter)."""
         outputs = tf.cast(self.model(tf.cast(images, tf.float32), training=False), tf.float32)
         return tf.nn.softmax(outputs, axis=-1) if self.adds_softmax else outputs
 
     def outputs(self, images) -> dict[str, tf.Tensor]:
-        """uint8 images of any size -> {"probabilities", "class_ids", "class_names"} (top-k)."""
-        return self.named(self.probabilities(self.resize(images)))
+        """uint8 images of any size -> {"probabilities", "class_ids", "class_names"} (top-k); for a segmenter
+        {"probabilities" [B, H, W, C], "masks" [B, H, W]} at the images' own size H, W."""
+        probabilities = self.probabilities(self.resize(images))
+        if self.task == "segmentation":
+            probabilities = resize_back(probabilities, tf.shape(images)[1:3])
+        return self.named(probabilities)
 
     def named(self, probabilities) -> dict[str, tf.Tensor]:
+        if self.task == "segmentation":
+            return {"probabilities": probabilities,
+                    "masks": tf.argmax(probabilities, axis=-1, output_type=tf.int32)}
         top = tf.math.top_k(probabilities, k=self.top_k)
         return {"probabilities": probabilities, "class_ids": top.indices,
                 "class_names": tf.gather(self._labels, top.indices)}
@@ -77,7 +104,8 @@ class RawImageModel:
         cnnzoo's one decode rule (`cnnzoo.data.images.decode_file`: DCT-downscaled JPEGs turned by their EXIF
         orientation, BMP palettes applied, gray and RGBA made RGB), then the training resize. Bytes the rule cannot
         decode (no image, truncated, RLE or OS/2 BMP, TIFF, ...) raise InvalidArgumentError: the graph never
-        decodes a file differently from training.
+        decodes a file differently from training. (A segmenter's masks from bytes are at the export size: the
+        images of one request may differ in size.)
         """
         target = max(self.input_size)
 
