@@ -467,7 +467,7 @@ def _features_model(model: keras.Model, entry: ModelEntry, out_indices, options:
         levels = feature_info(entry.name, **options)
     wanted = _check_out_indices(out_indices, levels, entry.name)
     chosen = tuple(level for level in levels if level.index in wanted)
-    features = keras.Model(model.inputs, [model.get_layer(level.layer).output for level in chosen],
+    features = keras.Model(model.inputs[0], [model.get_layer(level.layer).output for level in chosen],
                            name=entry.name)
     features.feature_info = chosen
     return features

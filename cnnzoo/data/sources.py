@@ -530,17 +530,25 @@ def from_arrays(x, y=None, *, masks=None, boxes=None, box_labels=None, class_nam
     else:
         train_idx, val_idx = np.arange(len(labels)), np.array([], np.int64)
     counts = np.bincount(labels[train_idx], minlength=len(names))
+    return _array_data(images, labels, train_idx, val_idx, names=names, counts=counts, batch_size=batch_size,
+                       seed=seed, shuffle=shuffle, task="classification")
+
+
+def _array_data(images, targets, train_idx, val_idx, *, names, counts, batch_size, seed, shuffle,
+                task: str) -> ImageData:
+    """The ImageData of in-memory images and their targets (class ids or masks) split by index."""
     return ImageData(
-        train=_array_stream(images[train_idx], labels[train_idx], batch_size=batch_size, shuffle=shuffle,
+        train=_array_stream(images[train_idx], targets[train_idx], batch_size=batch_size, shuffle=shuffle,
                             seed=seed),
-        val=(_array_stream(images[val_idx], labels[val_idx], batch_size=batch_size, shuffle=False, seed=seed)
+        val=(_array_stream(images[val_idx], targets[val_idx], batch_size=batch_size, shuffle=False, seed=seed)
              if len(val_idx) else None),
         class_names=names,
         image_size=tuple(int(s) for s in images.shape[1:3]),
         class_counts={name: int(c) for name, c in zip(names, counts)},
         skipped=[],
         batch_size=batch_size,
-        fingerprint=arrays_fingerprint(images, labels, train_idx),
+        fingerprint=arrays_fingerprint(images, targets, train_idx),
+        task=task,
     )
 
 
@@ -591,19 +599,8 @@ def _segmentation_arrays(x, masks, *, class_names, size, split, batch_size, seed
     order = np.random.default_rng(seed).permutation(len(images))
     train_idx, val_idx = np.sort(order[n_val:]), np.sort(order[:n_val])
     counts = np.bincount(masks[train_idx].reshape(-1), minlength=256)
-    return ImageData(
-        train=_array_stream(images[train_idx], masks[train_idx], batch_size=batch_size, shuffle=shuffle,
-                            seed=seed),
-        val=(_array_stream(images[val_idx], masks[val_idx], batch_size=batch_size, shuffle=False, seed=seed)
-             if len(val_idx) else None),
-        class_names=names,
-        image_size=tuple(int(s) for s in images.shape[1:3]),
-        class_counts={name: int(c) for name, c in zip(names, counts)},
-        skipped=[],
-        batch_size=batch_size,
-        fingerprint=arrays_fingerprint(images, masks, train_idx),
-        task="segmentation",
-    )
+    return _array_data(images, masks, train_idx, val_idx, names=names, counts=counts, batch_size=batch_size,
+                       seed=seed, shuffle=shuffle, task="segmentation")
 
 
 # ---------------------------------------------------------------- from_tfds
