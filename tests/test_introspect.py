@@ -71,7 +71,7 @@ def test_export_wrapper_adds_softmax_only_to_logits():
 def test_export_refuses_a_feature_extractor(tmp_path, pooling):
     # Before: a "classifier" whose probabilities were 1,280 raw features and whose labels.txt had 1,280 lines.
     features = cnnzoo.create_model("mobilenet_v2_035", include_top=False, pooling=pooling, input_shape=(32, 32, 3))
-    with pytest.raises(ValueError, match="no classifier.*Received: model="):
+    with pytest.raises(ValueError, match="neither a classifier nor a segmenter.*Received: model="):
         cnnzoo.export(features, tmp_path / "out", formats=("saved_model",))
     assert not (tmp_path / "out").exists()
 

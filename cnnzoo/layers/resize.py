@@ -14,9 +14,9 @@ from keras import ops
 
 from cnnzoo._checks import check_choice
 
-__all__ = ["ResizeLike", "resize_nearest_to", "resize_bilinear_to", "INTERPOLATIONS"]
+__all__ = ["ResizeLike", "resize_nearest_to", "resize_bilinear_to", "crop_to", "INTERPOLATIONS"]
 
-INTERPOLATIONS = ("nearest", "bilinear")
+INTERPOLATIONS = ("nearest", "bilinear", "crop")
 
 
 def resize_nearest_to(x, like):
@@ -28,6 +28,19 @@ def resize_nearest_to(x, like):
     source, target = ops.shape(x), ops.shape(like)
     rows = ops.floor_divide(ops.arange(target[1]) * source[1], target[1])
     cols = ops.floor_divide(ops.arange(target[2]) * source[2], target[2])
+    return ops.take(ops.take(x, rows, axis=1), cols, axis=2)
+
+
+def crop_to(x, like):
+    """`x` (N, h, w, C) cut to `like`'s height and width from the top-left corner; where `x` is smaller, its last
+    row/column repeats.
+
+    This is how a map upsampled by a factor s from a stride-s "same"-padded feature map lines up with the input:
+    cell i covers input pixels s*i .. s*i + s - 1, so a 65-pixel input (17 cells, 68 pixels) keeps rows 0..64.
+    """
+    source, target = ops.shape(x), ops.shape(like)
+    rows = ops.minimum(ops.arange(target[1]), source[1] - 1)
+    cols = ops.minimum(ops.arange(target[2]), source[2] - 1)
     return ops.take(ops.take(x, rows, axis=1), cols, axis=2)
 
 
@@ -54,7 +67,8 @@ def resize_bilinear_to(x, like):
 
 @keras.saving.register_keras_serializable(package="cnnzoo")
 class ResizeLike(keras.layers.Layer):
-    """Called on `[x, like]`: `x` resized to `like`'s height and width ("nearest" or "bilinear")."""
+    """Called on `[x, like]`: `x` resized to `like`'s height and width ("nearest", "bilinear", or "crop": cut
+    from the top-left, see `crop_to`)."""
 
     def __init__(self, interpolation: str = "bilinear", **kwargs):
         super().__init__(**kwargs)
@@ -62,7 +76,7 @@ class ResizeLike(keras.layers.Layer):
 
     def call(self, inputs):
         x, like = inputs
-        resize = resize_bilinear_to if self.interpolation == "bilinear" else resize_nearest_to
+        resize = {"bilinear": resize_bilinear_to, "nearest": resize_nearest_to, "crop": crop_to}[self.interpolation]
         return resize(x, like)
 
     def compute_output_shape(self, input_shape):

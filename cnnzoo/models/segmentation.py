@@ -1,11 +1,19 @@
 """Semantic segmentation: a zoo backbone's stage features -> FPN neck -> semantic head -> per-pixel classes.
 
 The head is Panoptic FPN's semantic branch (Kirillov et al. 2019): every pyramid level goes through 3x3
-conv-BN-ReLU blocks, 2x upsampling after each, until it is at 1/4 of the input, the levels are summed, a 1x1
-conv gives class logits, and these are resized to the input size (bilinear, or a learned 4x transposed conv
-whose output is then fitted to the input size by nearest resizing, the identity when sizes are multiples of 4)
-before a float32 softmax. The model takes raw 0..255 pixels (the backbone's
-`Preprocessing` layer comes first) of any size and returns probabilities [B, H, W, num_classes].
+conv-BN-ReLU blocks, 2x upsampling after each, until it is at 1/4 of the input, and the levels are summed. Class
+logits at the input size come from that sum in one of two ways, before a float32 softmax:
+
+- "bilinear" (the paper's): a 1x1 conv gives logits at 1/4 size, resized bilinearly to the input size. Smooth,
+  but a structure thinner than 4 px (a pen stroke in a small image) is blurred away: on digit scenes at 64 px
+  even perfect 1/4-size class maps, resized this way, top out at mIoU ~0.80.
+- "transposed" (sub-pixel convolution, Shi et al. 2016): a Conv2DTranspose with kernel = stride = 4 maps each
+  1/4-size cell of the merged features to its own learned 4x4 block of logits (the same as a 1x1 conv to
+  16x the classes followed by depth-to-space), cut to the input size from the top-left. Full-resolution detail
+  for the price of one 1x1 conv: on digit scenes it raised held-out mIoU from 0.56 to 0.64 at the same cost.
+
+The model takes raw 0..255 pixels (the backbone's `Preprocessing` layer comes first) of any size and returns
+probabilities [B, H, W, num_classes].
 
 Layer names: the backbone's own, `neck_fpn` (the `FeaturePyramid`), `head_p{level}_{k}_conv/_bn/_relu`,
 `head_sum`, `head_logits`, `head_upsample`, `probabilities`. Fine-tuning groups: the backbone's stages, "neck",
@@ -65,8 +73,9 @@ def create_segmenter(backbone, num_classes: int, *, neck: str = "fpn", input_sha
         backbone_weights: None, "imagenet" or a weights file for the backbone alone (with a name).
         channels: FPN width (default: 256, 128 or 64 by the backbone's median level width; see `_default_channels`).
         head_channels: width of the semantic head's convs (default: half of `channels`, >= 32).
-        upsampling: "bilinear" (parameter-free resize of the logits) or "transposed" (a learned 4x
-            Conv2DTranspose, then fitted to the input size).
+        upsampling: "bilinear" (1x1 conv, then a parameter-free resize of the 1/4-size logits) or "transposed"
+            (a learned kernel-4, stride-4 Conv2DTranspose from the merged features: full-resolution logits, for
+            thin structures and small images; see the module docstring).
         head_stride: 4 (Panoptic FPN: levels C2..C5 merged at 1/4 of the input) or 2 (C1..C5, merged at 1/2).
         preprocessing: as `create_model`'s ("default": the backbone's, so the model takes raw pixels).
         **backbone_options: family options for a named backbone (e.g. `alpha=`).
@@ -122,12 +131,12 @@ def create_segmenter(backbone, num_classes: int, *, neck: str = "fpn", input_sha
                 x = ResizeLike("nearest", name=f"head_p{level + 1}_{k}_up")([x, target])
         branches.append(x)
     x = layers.Add(name="head_sum")(branches)
-    logits = layers.Conv2D(num_classes, 1, name="head_logits")(x)
     if upsampling == "transposed":
-        logits = layers.Conv2DTranspose(num_classes, 2 * head_stride, strides=head_stride, padding="same",
-                                        name="head_upsample_conv")(logits)
-    logits = ResizeLike("bilinear" if upsampling == "bilinear" else "nearest", name="head_upsample")(
-        [logits, images])
+        logits = layers.Conv2DTranspose(num_classes, head_stride, strides=head_stride, name="head_logits")(x)
+        logits = ResizeLike("crop", name="head_upsample")([logits, images])
+    else:
+        logits = layers.Conv2D(num_classes, 1, name="head_logits")(x)
+        logits = ResizeLike("bilinear", name="head_upsample")([logits, images])
     probabilities = layers.Activation("softmax", dtype="float32", name="probabilities")(logits)
     name = f"{features.name}_{neck}_segmenter"
     model = keras.Model(images, probabilities, name=name)

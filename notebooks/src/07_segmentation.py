@@ -12,8 +12,8 @@ from pathlib import Path
 from cnnzoo.data.bundled import digit_scenes
 
 SIZE = 64
-train = digit_scenes(200 if QUICK else 800, size=SIZE, seed=0, split="train", scale=(24, 40))
-test = digit_scenes(40 if QUICK else 150, size=SIZE, seed=7, split="test", scale=(24, 40))   # unseen digits
+train = digit_scenes(200 if QUICK else 1600, size=SIZE, seed=0, split="train")    # digits 16-40 px
+test = digit_scenes(40 if QUICK else 200, size=SIZE, seed=7, split="test")         # digits never seen in training
 names = train["class_names"]
 fig, axes = plt.subplots(2, 4, figsize=(9, 4.6))
 for i in range(4):
@@ -52,16 +52,18 @@ print([tuple(p.shape[1:]) for p in pyramid])
 # %% [markdown]
 # ## Train a segmenter
 # `create_segmenter` = features -> FPN -> Panoptic-FPN semantic head -> per-pixel softmax at the input size, with
-# the preprocessing inside (raw pixels in). The loss is soft Dice over the classes (mask value 255 would be
-# ignored): on these scenes, trained from scratch for 20 epochs, it scored 0.43-0.58 held-out mIoU over three
-# seeds (cross-entropy + Dice 0.44-0.55, cross-entropy alone 0.30 on one).
+# the preprocessing inside (raw pixels in). The head merges the pyramid at 1/4 of the input; digit strokes are
+# 2-5 px wide, so `upsampling="transposed"` turns each 1/4-size cell into its own learned 4x4 block of logits
+# (sub-pixel convolution) instead of blurring 1/4-size logits bilinearly. `fit`'s loss for a segmenter is
+# cross-entropy + Dice (mask value 255 would be ignored). Trained from scratch for 10 epochs with a one-cycle
+# schedule, three seeds scored 0.59-0.64 held-out mIoU; the bilinear head 0.56, cross-entropy alone 0.43.
 
 # %%
 data = cnnzoo.data.from_arrays(train["images"], masks=train["masks"], class_names=names, batch_size=16,
                                validation_split=0.0, seed=0)
-model = cnnzoo.create_segmenter("mobilenet_v2_035", num_classes=len(names), channels=128)
-result = cnnzoo.train.fit(model, data, epochs=2 if QUICK else 20, learning_rate=5e-3, optimizer="adam",
-                          schedule="constant", weight_decay=None, loss="dice", verbose=0, seed=0)
+model = cnnzoo.create_segmenter("mobilenet_v2_035", num_classes=len(names), channels=128, upsampling="transposed")
+result = cnnzoo.train.fit(model, data, epochs=2 if QUICK else 10, learning_rate=1e-2, schedule="one_cycle",
+                          verbose=0, seed=0)
 print(f"{model.count_params():,} parameters, {len(result.history['epoch'])} epochs, "
       f"final loss {result.history['loss'][-1]:.3f}")
 

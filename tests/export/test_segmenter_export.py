@@ -166,3 +166,25 @@ def test_refusals_name_the_argument(segmenter, tmp_path):
     classifier = cnnzoo.create_model("mobilenet_v2_035", num_classes=3, input_shape=(32, 32, 3))
     with pytest.raises(ValueError, match="predict_masks"):
         KerasRunner(classifier).predict_masks(np.zeros((1, 32, 32, 3), np.uint8))
+
+
+def test_sub_pixel_head_exports_with_float_parity(scenes, tmp_path):
+    """upsampling="transposed" (a stride-4 Conv2DTranspose, then a top-left crop) through every float format, at
+    the export size and, for the SavedModel, at an odd one (the crop's edge rows repeat there)."""
+    train, test = scenes
+    keras.utils.set_random_seed(2)
+    model = cnnzoo.create_segmenter("mobilenet_v2_035", num_classes=2, channels=32, upsampling="transposed",
+                                    input_shape=(SIZE, SIZE, 3))
+    data = cnnzoo.data.from_arrays(train["images"][:64], masks=train["masks"][:64],
+                                   class_names=train["class_names"], batch_size=16, validation_split=0.0)
+    report = cnnzoo.export(model, tmp_path / "subpixel", formats=("saved_model", "tflite_fp32", "onnx"),
+                           representative_data=data, parity_data=(test["images"], test["masks"]),
+                           latency_repeats=1)
+    for fmt in ("saved_model", "tflite_fp32", "onnx"):
+        assert report.parity[fmt]["max_abs_diff"] <= 1e-4, (fmt, report.parity[fmt])
+    serve = tf.saved_model.load(str(report.directory)).signatures["serving_default"]
+    odd = tf.image.resize(test["images"][:2], (61, 37)).numpy().round().astype(np.uint8)
+    out = serve(images=tf.constant(odd))
+    small = resize(tf.constant(odd), (SIZE, SIZE)).numpy()
+    back = tf.image.resize(model(small.astype("float32"), training=False), (61, 37)).numpy()
+    np.testing.assert_allclose(out["probabilities"].numpy(), back, atol=1e-5)

@@ -6,7 +6,7 @@ import tensorflow as tf
 
 import cnnzoo
 from cnnzoo.layers import FeaturePyramid
-from cnnzoo.layers.resize import resize_bilinear_to, resize_nearest_to
+from cnnzoo.layers.resize import crop_to, resize_bilinear_to, resize_nearest_to
 
 
 def _fpn_model(channels=32, extra_levels=0):
@@ -48,6 +48,16 @@ def test_bilinear_resize_equals_tensorflow(source, target):
     x = tf.random.normal((2, *source, 3), seed=3)
     got = resize_bilinear_to(x, tf.zeros((1, *target, 1)))
     np.testing.assert_allclose(got, tf.image.resize(x, target, method="bilinear"), atol=1e-5)
+
+
+def test_crop_lines_a_stride_s_upsampled_map_up_with_the_input():
+    # a 65-px input has 17 stride-4 cells (same padding) = 68 px upsampled: rows 0..64 are the input's
+    x = tf.reshape(tf.range(68.0 * 3), (1, 68, 3, 1))
+    got = crop_to(x, tf.zeros((1, 65, 2, 1)))
+    np.testing.assert_array_equal(got, x[:, :65, :2])
+    # a shorter map (valid-padding backbones) repeats its last row and column
+    short = crop_to(tf.reshape(tf.range(4.0), (1, 2, 2, 1)), tf.zeros((1, 3, 3, 1)))[0, :, :, 0].numpy()
+    assert short.tolist() == [[0, 1, 1], [2, 3, 3], [2, 3, 3]]
 
 
 def test_round_trip_and_tflite_onnx_parity(tmp_path):
