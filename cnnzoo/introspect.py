@@ -162,6 +162,15 @@ def is_segmenter(model) -> bool:
     return len(shape) == 4
 
 
+def is_multilabel(model) -> bool:
+    """True when the model scores each class on its own: one rank-2 output through a sigmoid
+    (`create_model(..., classifier_activation="sigmoid")`, multi-label classification)."""
+    outputs = getattr(model, "outputs", None)
+    if not outputs or len(outputs) != 1 or len(outputs[0].shape) != 2:
+        return False
+    return head_activation(model) == "sigmoid"
+
+
 def num_outputs(model) -> int:
     """Units of the model's (first) output."""
     return int(model.outputs[0].shape[-1]) if getattr(model, "outputs", None) else int(model.output_shape[-1])

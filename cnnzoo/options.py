@@ -11,7 +11,7 @@ from __future__ import annotations
 
 __all__ = ["OPTIMIZER_NAMES", "DEFAULT_WEIGHT_DECAY", "DECAYING_OPTIMIZERS", "SCHEDULE_NAMES",
            "AUGMENT_POLICIES", "EXPORT_FORMATS", "TFLITE_FORMATS", "DEFAULT_EXPORT_FORMATS", "FITS", "TUNERS",
-           "VALIDATION_SECTIONS"]
+           "VALIDATION_SECTIONS", "TTA_VIEWS", "EXPORT_TTA_VIEWS"]
 
 #: `optimizer=` names (cnnzoo.train.fit, finetune, lr_find, tune) and the weight decay "default" means for each.
 OPTIMIZER_NAMES = ("adamw", "sgd", "adam")
@@ -37,3 +37,7 @@ TUNERS = ("hyperband", "bayesian", "random")
 
 #: Sections of cnnzoo.validate, in the order they run.
 VALIDATION_SECTIONS = ("functional", "performance", "calibration", "drift")
+
+#: Test-time augmentation views (cnnzoo.evaluate `tta=`); exported graphs take "flip" (cnnzoo.export `tta=`).
+TTA_VIEWS = ("flip", "crops")
+EXPORT_TTA_VIEWS = ("flip",)

@@ -13,19 +13,20 @@ from cnnzoo.cli.errors import UsageError
 
 
 def load_data(source: str, *, image_size: int, batch_size: int, validation_split: float = 0.2, seed: int = 0,
-              data_dir: str | None = None):
+              data_dir: str | None = None, sampling: str = "shuffle"):
     """A folder of class subfolders, or `tfds:NAME` read from a local TFDS `data_dir`."""
     import cnnzoo
 
     size = (image_size, image_size)
     try:
         if source.startswith("tfds:"):
-            return cnnzoo.data.from_tfds(source[5:], data_dir=data_dir, image_size=size, batch_size=batch_size,
+            data = cnnzoo.data.from_tfds(source[5:], data_dir=data_dir, image_size=size, batch_size=batch_size,
                                          validation_split=validation_split, seed=seed)
+            return data.balanced(seed=seed) if sampling == "balanced" else data
         if not os.path.isdir(source):
             raise UsageError(f"data must be a folder of class subfolders or tfds:NAME. Received: data={source!r}")
         return cnnzoo.data.from_directory(source, image_size=size, batch_size=batch_size,
-                                          validation_split=validation_split, seed=seed)
+                                          validation_split=validation_split, seed=seed, sampling=sampling)
     except ValueError as error:  # empty folder, one class, unprepared TFDS data: the user's to fix
         raise UsageError(str(error)) from None
 
@@ -42,7 +43,9 @@ def cmd_train(args, *, finetune: bool) -> int:
     import cnnzoo
 
     data = load_data(args.data, image_size=args.image_size, batch_size=args.batch_size, seed=args.seed,
-                     data_dir=args.data_dir)
+                     data_dir=args.data_dir, sampling=args.sampling)
+    recipe = dict(class_weight=args.class_weight, loss=args.loss, focal_gamma=args.focal_gamma, ema=args.ema,
+                  accumulate=args.accumulate)
     try:
         model = cnnzoo.create_model(args.model, num_classes=data.num_classes,
                                     input_shape=(args.image_size, args.image_size, 3), weights=args.weights,
@@ -51,15 +54,16 @@ def cmd_train(args, *, finetune: bool) -> int:
         raise UsageError(str(error)) from None
     verbose = 0 if args.json else 2
     if finetune:
-        stages = [cnnzoo.Stage("head", epochs=args.head_epochs, learning_rate=args.learning_rate),
+        stages = [cnnzoo.Stage("head", epochs=args.head_epochs, learning_rate=args.learning_rate, **recipe),
                   cnnzoo.Stage(args.unfreeze if args.unfreeze != "all" else "all", epochs=args.epochs,
-                               learning_rate=args.learning_rate * args.tune_lr_factor, train_bn=args.train_bn)]
+                               learning_rate=args.learning_rate * args.tune_lr_factor, train_bn=args.train_bn,
+                               **recipe)]
         result = cnnzoo.finetune(model, data, stages=stages, augment=args.augment, weights=None,
                                  checkpoint_dir=args.checkpoint_dir, seed=args.seed, verbose=verbose)
     else:
         result = cnnzoo.train.fit(model, data, epochs=args.epochs, learning_rate=args.learning_rate,
                                   optimizer=args.optimizer, schedule=args.schedule, augment=args.augment,
-                                  checkpoint_dir=args.checkpoint_dir, seed=args.seed, verbose=verbose)
+                                  checkpoint_dir=args.checkpoint_dir, seed=args.seed, verbose=verbose, **recipe)
     report = cnnzoo.evaluate(result.model, data)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     result.model.save(args.out)
@@ -78,7 +82,7 @@ def cmd_evaluate(args) -> int:
     data = load_data(args.data, image_size=size, batch_size=args.batch_size, seed=args.seed,
                      data_dir=args.data_dir, validation_split=args.validation_split)
     try:
-        report = cnnzoo.evaluate(model, data)
+        report = cnnzoo.evaluate(model, data, tta=args.tta)
     except ValueError as error:
         raise UsageError(str(error)) from None
     if args.plots:
@@ -89,7 +93,10 @@ def cmd_evaluate(args) -> int:
     if args.json:
         print(json.dumps(data_out, default=_jsonable))
     else:
-        print(f"accuracy {report.accuracy:.4f}  ECE {report.ece:.4f}  " +
+        tta = (f"  (TTA {'+'.join(report.tta)}; {report.accuracy_without_tta:.4f} without)"
+               if report.tta else "")
+        print(f"accuracy {report.accuracy:.4f}{tta}  balanced accuracy {report.balanced_accuracy:.4f}  "
+              f"macro-F1 {report.macro_f1:.4f}  ECE {report.ece:.4f}  " +
               "  ".join(f"top-{k} {v:.4f}" for k, v in report.top_k.items()))
         print(report.per_class.to_string() if hasattr(report.per_class, "to_string") else report.per_class)
     return 0
@@ -109,7 +116,7 @@ def cmd_export(args) -> int:
                          "Received: --data=None")
     try:
         report = cnnzoo.export(model, args.out, formats=tuple(args.formats), representative_data=representative,
-                               version=args.version, parity="warn" if args.parity_warn else True)
+                               version=args.version, parity="warn" if args.parity_warn else True, tta=args.tta)
     except (ValueError, FileExistsError) as error:
         raise UsageError(str(error)) from None
     if args.json:
@@ -159,11 +166,15 @@ def cmd_predict(args) -> int:
     for path, p in zip(args.images, probabilities):
         top = np.argsort(-p)[:k]
         rows.append({"image": path, "top": [{"class": names[i], "probability": float(p[i])} for i in top]})
+        if runner.task == "multilabel":   # every class at or above its exported threshold
+            rows[-1]["labels"] = [names[i] for i in np.flatnonzero(p >= runner.thresholds)]
     if args.json:
         print(json.dumps(rows))
     else:
         for row in rows:
-            print(row["image"] + "  " + "  ".join(f"{t['class']} {t['probability']:.3f}" for t in row["top"]))
+            labels = f"  labels: {', '.join(row['labels']) or '(none)'}" if "labels" in row else ""
+            print(row["image"] + "  " + "  ".join(f"{t['class']} {t['probability']:.3f}" for t in row["top"])
+                  + labels)
     return 0
 
 

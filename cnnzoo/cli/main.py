@@ -174,6 +174,30 @@ def _data_args(p, *, image_size=True):
     p.add_argument("--seed", type=int, default=0)
 
 
+def _ema(text: str) -> float:
+    value = _positive_float(text)
+    if value >= 1:
+        raise argparse.ArgumentTypeError(f"expected an EMA momentum in (0, 1) such as 0.999, got {text!r}")
+    return value
+
+
+def _recipe_args(p):
+    """Training for real data (cnnzoo.train.fit's class_weight, loss, ema, accumulate; the data's sampling)."""
+    p.add_argument("--class-weight", default=None, choices=("balanced",),
+                   help="weigh each class's loss by n / (classes * count) (default: none)")
+    p.add_argument("--sampling", default="shuffle", choices=("shuffle", "balanced"),
+                   help="balanced: draw every class equally often (instead of --class-weight)")
+    p.add_argument("--loss", default="auto", choices=("auto", "focal"), help="focal: focal loss, --focal-gamma")
+    p.add_argument("--focal-gamma", type=float, default=2.0)
+    p.add_argument("--ema", type=_ema, default=None, help="keep an EMA of the weights, e.g. 0.999, and end with it")
+    p.add_argument("--accumulate", type=_positive_int, default=1, help="batches per optimizer step")
+
+
+def _tta_arg(p, views, what):
+    p.add_argument("--tta", nargs="+", default=None, choices=views, metavar="VIEW",
+                   help=f"test-time augmentation {what}: {' '.join(views)}")
+
+
 def _train_args(p, *, finetune: bool):
     _data_args(p)
     p.add_argument("--model", required=True, help="zoo model name (see `cnnzoo list`)")
@@ -186,6 +210,7 @@ def _train_args(p, *, finetune: bool):
     p.add_argument("--checkpoint-dir", default=None, help="save every epoch; rerun to resume")
     p.add_argument("--out", default="model.keras", help="where to save the trained model (.keras)")
     p.add_argument("--json", action="store_true")
+    _recipe_args(p)
     if finetune:
         p.add_argument("--head-epochs", type=_positive_int, default=2, help="stage 1: head only")
         p.add_argument("--unfreeze", type=_unfreeze, default=3, help="stage 2: top groups to train, or all")
@@ -245,6 +270,7 @@ def build_parser() -> argparse.ArgumentParser:
     _data_args(p)
     p.add_argument("--validation-split", type=float, default=0.2, help="part of the data to evaluate on")
     p.add_argument("--plots", default=None, help="folder for confusion_matrix.png and reliability.png")
+    _tta_arg(p, options.TTA_VIEWS, "(probabilities averaged over the views)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=commands.cmd_evaluate)
 
@@ -257,6 +283,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--image-size", type=_positive_int, default=224)
     p.add_argument("--version", type=_positive_int, default=None)
     p.add_argument("--parity-warn", action="store_true", help="write even if a parity check fails")
+    _tta_arg(p, options.EXPORT_TTA_VIEWS, "inside the exported graph")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=commands.cmd_export)

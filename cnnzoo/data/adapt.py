@@ -197,12 +197,13 @@ def _dataset(ds: tf.data.Dataset, name: str, labels: bool) -> tf.data.Dataset:
 
 
 def stream(data, *, name: str = "data", split: str = "train", labels: bool = True, arrays: bool = True,
-           batch_size: int = 32) -> tf.data.Dataset:
+           batch_size: int = 32, multi_hot: bool = False) -> tf.data.Dataset:
     """`data` as a tf.data stream of batches of uint8 pixels: (images, labels, ...) if `labels`, else images.
 
     An ImageData gives its `split` stream as it is (its pixels are uint8 by contract); a tf.data.Dataset of
     batches gets the pixel rule; with `arrays`, images [N, H, W, C] (if not `labels`) or an (images, labels)
-    pair get it too and are batched by `batch_size`, in order.
+    pair get it too and are batched by `batch_size`, in order. Label rows of a pair are class ids made from one-hot
+    rows, or kept as multi-hot rows with `multi_hot` (multi-label models).
     """
     if isinstance(data, ImageData):
         ds = _split_stream(data, split, name)
@@ -210,7 +211,7 @@ def stream(data, *, name: str = "data", split: str = "train", labels: bool = Tru
     if isinstance(data, tf.data.Dataset):
         return _dataset(data, name, labels)
     if arrays and _is_pair(data):
-        images, y = _pair(data, name)
+        images, y = _pair(data, name, multi_hot=multi_hot)
         return tf.data.Dataset.from_tensor_slices((images, y) if labels else images).batch(batch_size)
     if arrays and not labels and _is_array(data):
         return tf.data.Dataset.from_tensor_slices(_rgb_uint8(data, name)).batch(batch_size)
@@ -233,25 +234,35 @@ def training_streams(data, *, name: str = "data") -> tuple[tf.data.Dataset, tf.d
                     f"cnnzoo.data.from_arrays(x, y) shuffles and splits them). {received(name, type(data).__name__)}")
 
 
-def _pair(data, name: str) -> tuple[np.ndarray, np.ndarray]:
+def _pair(data, name: str, multi_hot: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """(uint8 RGB images, labels); arrays of rank < 3 are no images and are kept as they are."""
     images = _rgb_uint8(data[0], name) if np.ndim(data[0]) >= 3 else np.asarray(data[0])
-    labels = _labels(data[1])
+    labels = _labels(data[1], name, multi_hot)
     if len(labels) != len(images):
         raise ValueError(f"`{name}` images and labels differ in length. "
                          f"Received: {name}=({len(images)} images, {len(labels)} labels)")
     return images, labels
 
 
-def _labels(labels) -> np.ndarray:
-    """Class ids [N] from ids or one-hot rows (MixUp/CutMix); segmentation masks [N, H, W] (or [N, H, W, 1])
-    are kept as masks."""
+def _labels(labels, name: str = "data", multi_hot: bool = False) -> np.ndarray:
+    """Class ids [N] from ids or one-hot / soft rows (MixUp/CutMix: each row sums to 1); segmentation masks
+    [N, H, W] (or [N, H, W, 1]) are kept as masks. Multi-hot rows (several or no 1s) are kept with `multi_hot`,
+    else refused: their argmax would silently keep one label of several."""
     labels = np.asarray(labels)
+    if multi_hot and labels.ndim == 2:
+        return labels.astype(np.float32)
     if labels.ndim == 4 and labels.shape[-1] == 1:
         labels = labels[..., 0]
     if labels.ndim == 3:
         return labels
-    return labels.argmax(-1) if labels.ndim == 2 else labels.reshape(-1)
+    if labels.ndim == 2:
+        if labels.size and not np.allclose(labels.sum(-1), 1.0, atol=1e-3):
+            raise ValueError(f"`{name}` labels are rows that do not sum to 1 (multi-hot: several classes per image); "
+                             "a single-label model cannot be scored on them. Use a multi-label model "
+                             "(classifier_activation='sigmoid') or class ids. "
+                             f"Received: {name} labels of shape {labels.shape}")
+        return labels.argmax(-1)
+    return labels.reshape(-1)
 
 
 # ---------------------------------------------------------------------------------------------- arrays
@@ -279,7 +290,7 @@ def sample_indices(n: int, k: int, seed: int = 0) -> np.ndarray:
 
 
 def read(data, *, name: str = "data", split: str = "val", size=None, fit: str = "stretch", limit: int | None = None,
-         sample: int | None = None, seed: int = 0) -> Arrays:
+         sample: int | None = None, seed: int = 0, multi_hot: bool = False) -> Arrays:
     """`data` as arrays: uint8 RGB images (resized to `size`, as the training pipeline resizes, when given), labels
     when it has them.
 
@@ -287,6 +298,7 @@ def read(data, *, name: str = "data", split: str = "val", size=None, fit: str = 
         tf.data.Dataset of images or (images, labels) (batched or not), an (images, labels) pair or images.
     limit: keep the first `limit` images (a stream is read no further). sample: keep a uniform sample of that
         many drawn from `seed` (classes keep their shares, order is kept; a stream is read to its end).
+    multi_hot: keep label rows as multi-hot rows (multi-label data) instead of class ids.
     """
     names, paths, skipped = None, None, []
     if isinstance(data, (str, os.PathLike)):
@@ -294,11 +306,11 @@ def read(data, *, name: str = "data", split: str = "val", size=None, fit: str = 
                             seed=seed)
     if isinstance(data, ImageData):
         names = list(data.class_names)
-        images, labels = _read_stream(_split_stream(data, split, name), name, limit, sample, seed)
+        images, labels = _read_stream(_split_stream(data, split, name), name, limit, sample, seed, multi_hot)
     elif isinstance(data, tf.data.Dataset):
-        images, labels = _read_stream(data, name, limit, sample, seed)
+        images, labels = _read_stream(data, name, limit, sample, seed, multi_hot)
     elif _is_pair(data):
-        images, labels = np.asarray(data[0]), _labels(data[1])
+        images, labels = np.asarray(data[0]), _labels(data[1], name, multi_hot)
     elif _is_array(data):
         images, labels = np.asarray(data), None
     else:
@@ -329,7 +341,8 @@ def read(data, *, name: str = "data", split: str = "val", size=None, fit: str = 
     return Arrays(images, labels, names, paths, skipped)
 
 
-def _read_stream(ds: tf.data.Dataset, name: str, limit: int | None, sample: int | None, seed: int):
+def _read_stream(ds: tf.data.Dataset, name: str, limit: int | None, sample: int | None, seed: int,
+                 multi_hot: bool = False):
     """All of a stream, its first `limit` images, or a uniform reservoir sample of `sample` (in stream order)."""
     batches, labels, count = [], [], 0
     has_labels = None
@@ -348,7 +361,7 @@ def _read_stream(ds: tf.data.Dataset, name: str, limit: int | None, sample: int 
         if x.ndim == 2 or (x.ndim == 3 and x.shape[-1] in (1, 3, 4)):    # an unbatched stream: one image
             x = x[None]
             y = None if y is None else y.reshape(1, *y.shape)
-        y = None if y is None else _labels(y)
+        y = None if y is None else _labels(y, name, multi_hot)
         if sample is None:
             batches.append(x)
             if y is not None:

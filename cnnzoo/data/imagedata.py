@@ -1,9 +1,11 @@
 """`ImageData`: the one object every data source returns and every trainer, tuner and exporter takes."""
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 import tensorflow as tf
@@ -15,11 +17,13 @@ class ImageData:
 
     `task` tells trainers what the labels are: "classification" (class ids [B]; `class_counts` counts
     training images) or "segmentation" (int32 masks [B, H, W] of class indices, 255 = ignore;
-    `class_counts` counts training pixels).
+    `class_counts` counts training pixels). `sampling` is how `.train` draws images: "shuffle" (each image once
+    per epoch) or "balanced" (see `balanced()`); `class_counts` always counts the data itself.
 
     Example:
         >>> data = cnnzoo.data.from_arrays(x, y)      # doctest: +SKIP
         >>> model.fit(data.train, validation_data=data.val)   # doctest: +SKIP
+        >>> even = data.balanced()                    # every class equally often in .train   # doctest: +SKIP
     """
 
     train: tf.data.Dataset
@@ -31,13 +35,48 @@ class ImageData:
     batch_size: int | None = None
     fingerprint: str | None = None  # of the examples (file list or array sample): resuming checks it
     task: str = "classification"    # or "segmentation"
+    sampling: str = "shuffle"       # or "balanced"
+    # the source's own balanced sampler (per-class streams of its files or arrays), set by from_directory/from_arrays
+    resample: Callable[[int], tf.data.Dataset] | None = field(default=None, repr=False, compare=False)
 
     @property
     def num_classes(self) -> int:
         return len(self.class_names)
 
+    def balanced(self, *, seed: int = 0) -> "ImageData":
+        """This data with a class-balanced `.train`: every class drawn equally often, images within a class at
+        random (oversampling rare classes, undersampling common ones), as many images per epoch as before.
+        `.val`, `class_counts` and everything else stay as they are.
+
+        Sources that know their files or arrays (`from_directory`, `from_arrays`) draw from per-class streams of
+        them; any other stream is split by label (each class filtered from the unbatched stream).
+
+        Example:
+            >>> even = cnnzoo.data.from_directory("photos/").balanced()    # doctest: +SKIP
+        """
+        from cnnzoo._checks import check_int, received
+
+        check_int("seed", seed, minimum=0)
+        if self.task != "classification":
+            raise ValueError("balanced() resamples classification data by its image labels; a "
+                             f"{self.task} image holds several classes. Received: task={self.task!r}")
+        if self.sampling == "balanced":
+            return self
+        if self.resample is not None:
+            train = self.resample(seed)
+        else:
+            from cnnzoo.data.sampling import balanced_stream
+
+            counts = [int(self.class_counts.get(name, 0)) for name in self.class_names] if self.class_counts else None
+            if not counts or not sum(counts):
+                raise ValueError("balanced() needs the class counts of the training data (ImageData.class_counts). "
+                                 + received("class_counts", self.class_counts))
+            train = balanced_stream(self.train, counts, batch_size=self.batch_size, seed=seed)
+        return dataclasses.replace(self, train=train, sampling="balanced", resample=None)
+
     def __repr__(self) -> str:
         task = "" if self.task == "classification" else f"task={self.task!r}, "
+        task += "" if self.sampling == "shuffle" else f"sampling={self.sampling!r}, "
         return (f"ImageData({task}num_classes={self.num_classes}, image_size={self.image_size}, "
                 f"batch_size={self.batch_size}, skipped={len(self.skipped)})")
 

@@ -21,6 +21,8 @@ from cnnzoo.data import images as _images
 from cnnzoo.data import masks as _masks
 from cnnzoo.data.adapt import as_uint8
 from cnnzoo.data.imagedata import ImageData, arrays_fingerprint, files_fingerprint
+from cnnzoo.data.multilabel import as_multi_hot, multi_hot, read_labels_csv
+from cnnzoo.data.sampling import check_sampling, mix_classes
 
 AUTOTUNE = tf.data.AUTOTUNE
 _AUTO_CACHE_BYTES = 1 << 30   # "auto" caches in memory up to 1 GiB of decoded pixels
@@ -116,23 +118,48 @@ def _finish(ds: tf.data.Dataset, *, n_items: int, batch_size: int, shuffle: bool
     return ds.prefetch(AUTOTUNE)
 
 
-def _file_stream(files: Sequence[_images.ScannedFile], *, size, fit, batch_size, shuffle, seed,
-                 cache) -> tf.data.Dataset:
-    sources = np.array([f.source for f in files], dtype=object)
+def _file_table(files: Sequence[_images.ScannedFile]) -> tf.data.Dataset:
+    """(source, label, decode scale) per file."""
+    sources = [f.source for f in files]
     labels = np.array([f.label for f in files], dtype=np.int32)
     scales = np.array([f.codec for f in files], dtype=np.int32)   # decode's `scale`: 0 or a JPEG's downscale
+    return tf.data.Dataset.from_tensor_slices((tf.constant(sources, tf.string), labels, scales))
+
+
+def _load_files(ds: tf.data.Dataset, files, *, size, fit) -> tf.data.Dataset:
+    """Decode (source, label, scale) rows; the scale (a JPEG's decode-time downscale) only where a file has one."""
+    if max((f.codec for f in files), default=0) > 0:
+        return ds.map(lambda s, y, r: (_images.load(s, size, fit, r), y), num_parallel_calls=AUTOTUNE)
+    return ds.map(lambda s, y, r: (_images.load(s, size, fit), y), num_parallel_calls=AUTOTUNE)
+
+
+def _balanced_file_stream(files: Sequence[_images.ScannedFile], *, size, fit, batch_size, seed) -> tf.data.Dataset:
+    """Class-balanced draws (cnnzoo.data.sampling) over cheap file names, decoded after the draw."""
+    by_class = collections.defaultdict(list)
+    for f in files:
+        by_class[f.label].append(f)
+    streams = [_file_table(group).shuffle(len(group), seed=seed + label, reshuffle_each_iteration=True)
+               for label, group in sorted(by_class.items())]
+    mixed = mix_classes(streams, n_items=len(files), seed=seed)
+    return _load_files(mixed, files, size=size, fit=fit).batch(batch_size).prefetch(AUTOTUNE)
+
+
+def _file_stream(files: Sequence[_images.ScannedFile], *, size, fit, batch_size, shuffle, seed,
+                 cache, targets: np.ndarray | None = None) -> tf.data.Dataset:
+    """Decoded, resized (uint8 image, label) pairs of scanned files, batched; with `targets`, a file's label is a
+    row index into it (multi-hot rows) and the row is what the stream yields."""
+    files = list(files)
     if shuffle:  # a seeded full permutation first: a cached stream then starts out well mixed
-        order = np.random.default_rng(seed).permutation(len(sources))
-        sources, labels, scales = sources[order], labels[order], scales[order]
-    ds = tf.data.Dataset.from_tensor_slices((tf.constant(list(sources), tf.string), labels, scales))
+        files = [files[i] for i in np.random.default_rng(seed).permutation(len(files))]
+    ds = _file_table(files)
     if shuffle and cache is None:  # shuffle cheap file names, not decoded images
-        ds = ds.shuffle(len(sources), seed=seed, reshuffle_each_iteration=True)
+        ds = ds.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
         shuffle = False
-    if scales.max(initial=0) > 0:
-        ds = ds.map(lambda s, y, r: (_images.load(s, size, fit, r), y), num_parallel_calls=AUTOTUNE)
-    else:
-        ds = ds.map(lambda s, y, r: (_images.load(s, size, fit), y), num_parallel_calls=AUTOTUNE)
-    return _finish(ds, n_items=len(sources), batch_size=batch_size, shuffle=shuffle, seed=seed, cache=cache)
+    ds = _load_files(ds, files, size=size, fit=fit)
+    if targets is not None:
+        table = tf.constant(targets)
+        ds = ds.map(lambda image, row: (image, tf.gather(table, row)), num_parallel_calls=AUTOTUNE)
+    return _finish(ds, n_items=len(files), batch_size=batch_size, shuffle=shuffle, seed=seed, cache=cache)
 
 
 def _summarise_skipped(skipped: list[tuple[str, str]], total: int, where: str, stacklevel: int = 3) -> None:
@@ -156,7 +183,8 @@ def _find_layout(root: str) -> tuple[str, str | None]:
 
 def from_directory(path: str | os.PathLike, *, task: str = "classification", image_size=(224, 224),
                    batch_size: int = 32, validation_split: float = 0.2, seed: int = 0, fit: str = "stretch",
-                   cache="auto", shuffle: bool = True) -> ImageData:
+                   cache="auto", shuffle: bool = True, sampling: str = "shuffle",
+                   labels_csv: str | os.PathLike | None = None) -> ImageData:
     """Images in one subfolder per class (sorted names are the classes), checked, split and streamed.
 
     With `task="segmentation"`, `path` holds `images/` and `masks/` instead (see "Segmentation" below).
@@ -192,6 +220,13 @@ def from_directory(path: str | os.PathLike, *, task: str = "classification", ima
         cache: "auto" (in memory when the decoded images fit in 1 GiB), "memory"/True, False/None, or a
             directory for tf.data cache files (named by a fingerprint of the files, size and fit).
         shuffle: bool, shuffle `.train` each epoch.
+        sampling: "shuffle" (each training image once per epoch) or "balanced" (classification: every class
+            equally often, see `ImageData.balanced()`; images are decoded after the draw, not cached).
+        labels_csv: None, or a CSV of multi-label targets (`file,label;label;...`, paths relative to `path`;
+            see `cnnzoo.data.multilabel`): the images it lists, anywhere under `path`, become multi-label data
+            (task "multilabel", float32 multi-hot [B, K] targets, classes sorted, `class_counts` counting
+            positives). Listed files that are missing or unreadable, and images under `path` it does not list,
+            are skipped and reported. The split is a seeded permutation.
 
     Example:
         >>> data = cnnzoo.data.from_directory("flowers/", image_size=160, batch_size=64)  # doctest: +SKIP
@@ -203,9 +238,19 @@ def from_directory(path: str | os.PathLike, *, task: str = "classification", ima
         raise NotImplementedError("from_directory(task='detection') (COCO or VOC boxes) is not implemented yet; "
                                   "task='classification' and task='segmentation' are. Received: task='detection'")
     size, split = _check_common(image_size, batch_size, validation_split, seed, fit, cache)
+    check_sampling(sampling)
+    if sampling != "shuffle" and task != "classification":
+        raise ValueError(f"sampling='balanced' draws classification data by label; a {task} image holds several "
+                         f"classes. Received: sampling={sampling!r}")
     root = os.fspath(path)
     if not os.path.isdir(root):
         raise ValueError(f"`path` must be an existing directory. {received('path', root)}")
+    if labels_csv is not None:
+        if task != "classification" or sampling != "shuffle":
+            raise ValueError("`labels_csv` gives multi-label classification targets; it takes task='classification' "
+                             f"and sampling='shuffle'. Received: task={task!r}, sampling={sampling!r}")
+        return _multilabel_directory(root, os.fspath(labels_csv), size=size, split=split, batch_size=batch_size,
+                                     seed=seed, fit=fit, cache=cache, shuffle=shuffle)
     if task == "segmentation":
         return _segmentation_directory(root, size=size, split=split, batch_size=batch_size, seed=seed, fit=fit,
                                        cache=cache, shuffle=shuffle)
@@ -270,7 +315,7 @@ def from_directory(path: str | os.PathLike, *, task: str = "classification", ima
                             cache=file_cache)
 
     counts = collections.Counter(f.label for f in train_files)
-    return ImageData(
+    data = ImageData(
         train=stream(train_files, "train", shuffle),
         val=stream(val_files, "val", False) if val_files else None,
         class_names=list(class_names),
@@ -279,6 +324,63 @@ def from_directory(path: str | os.PathLike, *, task: str = "classification", ima
         skipped=skipped,
         batch_size=batch_size,
         fingerprint=files_fingerprint(root, train_files, val_files),
+        resample=lambda seed: _balanced_file_stream(train_files, size=size, fit=fit, batch_size=batch_size,
+                                                    seed=seed),
+    )
+    return data.balanced(seed=seed) if sampling == "balanced" else data
+
+
+# ---------------------------------------------------------------- from_directory(labels_csv=...)
+
+def _unlisted_images(root: str, listed: set, csv_path: str) -> list[tuple[str, str]]:
+    """Image files under `root` that the labels CSV does not name: reported, never silently left out."""
+    out = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for name in sorted(filenames):
+            path = os.path.normpath(os.path.join(dirpath, name))
+            if (not name.startswith(".") and os.path.splitext(name)[1].lower() in _images.IMAGE_EXTENSIONS
+                    and path not in listed):
+                out.append((path, f"not listed in labels_csv {csv_path!r}"))
+    return out
+
+
+def _multilabel_directory(root: str, csv_path: str, *, size, split, batch_size, seed, fit, cache,
+                          shuffle) -> ImageData:
+    rows, problems = read_labels_csv(csv_path, root)
+    paths = [path for path, _ in rows]
+    names, targets = multi_hot([labels for _, labels in rows])
+    unlisted = _unlisted_images(root, set(paths), csv_path)
+    cache_mode = _cache_mode(cache, len(paths), size)
+    convert_dir = os.path.join(cache_mode, "converted") if cache_mode else None
+    kept, bad = _images.scan_files(paths, list(range(len(paths))), convert_dir=convert_dir, target=max(size))
+    skipped = problems + bad + unlisted
+    _summarise_skipped(skipped, len(paths) + len(problems) + len(unlisted), repr(root), stacklevel=4)
+    if not kept:
+        raise ValueError(f"None of the {len(paths)} images listed in {csv_path!r} could be read. "
+                         + received("labels_csv", csv_path))
+    train_idx, val_idx = _permutation_split(len(kept), split, seed)
+    train_files, val_files = [kept[i] for i in train_idx], [kept[i] for i in val_idx]
+
+    def stream(files, part, shuffle_part):
+        file_cache = cache_mode
+        if cache_mode:
+            file_cache = _cache_file(cache_mode, (sorted(f.source for f in files), size, fit, seed,
+                                                  _images.DECODE_RULE, "multilabel"), part)
+        return _file_stream(files, size=size, fit=fit, batch_size=batch_size, shuffle=shuffle_part, seed=seed,
+                            cache=file_cache, targets=targets)
+
+    counts = targets[[f.label for f in train_files]].sum(0)
+    return ImageData(
+        train=stream(train_files, "train", shuffle),
+        val=stream(val_files, "val", False) if val_files else None,
+        class_names=names,
+        image_size=size,
+        class_counts={name: int(c) for name, c in zip(names, counts)},
+        skipped=skipped,
+        batch_size=batch_size,
+        fingerprint=files_fingerprint(root, train_files, val_files) + arrays_fingerprint(targets)[:8],
+        task="multilabel",
     )
 
 
@@ -469,20 +571,33 @@ def _resize_array(x: np.ndarray, size: tuple[int, int], fit: str, chunk: int = 2
     return np.concatenate(parts)
 
 
-def _array_stream(x: np.ndarray, y: np.ndarray, *, batch_size, shuffle, seed) -> tf.data.Dataset:
+def _array_stream(x: np.ndarray, y: np.ndarray, *, batch_size, shuffle, seed,
+                  balanced: bool = False) -> tf.data.Dataset:
     images, labels = tf.constant(x), tf.constant(y)
     ds = tf.data.Dataset.range(len(x))
-    if shuffle:  # shuffle indices and gather whole batches: no second copy of the images in a buffer
+    if balanced:   # class-balanced draws of indices (cnnzoo.data.sampling), then the same batch gather
+        streams = [tf.data.Dataset.from_tensor_slices(np.flatnonzero(y == k).astype(np.int64))
+                   .shuffle(int(np.sum(y == k)), seed=seed + int(k), reshuffle_each_iteration=True)
+                   for k in np.unique(y)]
+        ds = mix_classes(streams, n_items=len(x), seed=seed)
+    elif shuffle:  # shuffle indices and gather whole batches: no second copy of the images in a buffer
         ds = ds.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
-    ds = ds.batch(batch_size).map(lambda i: (tf.gather(images, i), tf.cast(tf.gather(labels, i), tf.int32)),
+    target_dtype = tf.float32 if y.dtype.kind == "f" else tf.int32     # multi-hot rows stay float
+    ds = ds.batch(batch_size).map(lambda i: (tf.gather(images, i), tf.cast(tf.gather(labels, i), target_dtype)),
                                   num_parallel_calls=AUTOTUNE)   # masks are kept as uint8: int32 per batch
     return ds.prefetch(AUTOTUNE)
 
 
 def from_arrays(x, y=None, *, masks=None, boxes=None, box_labels=None, class_names: Sequence[str] | None = None,
                 image_size=None, batch_size: int = 32, validation_split: float = 0.2, seed: int = 0,
-                fit: str = "stretch", shuffle: bool = True) -> ImageData:
+                fit: str = "stretch", shuffle: bool = True, sampling: str = "shuffle") -> ImageData:
     """Images already in memory: NHWC numpy/tf arrays, uint8 or float, 1 or 3 channels.
+
+    `sampling="balanced"` draws `.train` class-balanced (`ImageData.balanced()`): every class equally often.
+
+    Multi-label: a 2-D `y` [N, K] of 0/1 (multi-hot: the classes each image holds) gives task "multilabel":
+    float32 multi-hot targets, `class_counts` counting positives, a seeded-permutation split; train a model built
+    with `classifier_activation="sigmoid"`.
 
     Float pixels in [0, 1] are scaled to 0..255, float or integer pixels in [0, 255] are kept; floats that are
     neither for sure (negative, above 255, NaN, mostly [0, 1] with values above 1) raise a ValueError (the pixel
@@ -503,6 +618,10 @@ def from_arrays(x, y=None, *, masks=None, boxes=None, box_labels=None, class_nam
         >>> seg = cnnzoo.data.from_arrays(scenes["images"], masks=scenes["masks"])  # doctest: +SKIP
     """
     size, split = _check_common(image_size, batch_size, validation_split, seed, fit, None, allow_none_size=True)
+    check_sampling(sampling)
+    if sampling != "shuffle" and y is None:
+        raise ValueError("sampling='balanced' draws classification data by label; give `y`. "
+                         + received("sampling", sampling))
     if boxes is not None or box_labels is not None:
         name = "boxes" if boxes is not None else "box_labels"
         raise NotImplementedError(f"Detection data (`boxes`, `box_labels`) is not implemented yet. "
@@ -515,6 +634,12 @@ def from_arrays(x, y=None, *, masks=None, boxes=None, box_labels=None, class_nam
                                     batch_size=batch_size, seed=seed, fit=fit, shuffle=shuffle)
     if y is None:
         raise ValueError("`y` (class labels) is needed, or `masks` for segmentation. Received: y=None")
+    if np.ndim(y) == 2:
+        if sampling != "shuffle":
+            raise ValueError("sampling='balanced' draws single-label data by class; multi-label images hold "
+                             "several. " + received("sampling", sampling))
+        return _multilabel_arrays(x, y, class_names=class_names, size=size, split=split, batch_size=batch_size,
+                                  seed=seed, fit=fit, shuffle=shuffle)
     images = _as_uint8_images(x)
     labels, names = _as_int_labels(y, class_names)
     if len(images) != len(labels):
@@ -530,8 +655,34 @@ def from_arrays(x, y=None, *, masks=None, boxes=None, box_labels=None, class_nam
     else:
         train_idx, val_idx = np.arange(len(labels)), np.array([], np.int64)
     counts = np.bincount(labels[train_idx], minlength=len(names))
-    return _array_data(images, labels, train_idx, val_idx, names=names, counts=counts, batch_size=batch_size,
+    data = _array_data(images, labels, train_idx, val_idx, names=names, counts=counts, batch_size=batch_size,
                        seed=seed, shuffle=shuffle, task="classification")
+    train_images, train_labels = images[train_idx], labels[train_idx]
+    data.resample = lambda seed: _array_stream(train_images, train_labels, batch_size=batch_size, shuffle=True,
+                                               seed=seed, balanced=True)
+    return data.balanced(seed=seed) if sampling == "balanced" else data
+
+
+def _multilabel_arrays(x, y, *, class_names, size, split, batch_size, seed, fit, shuffle) -> ImageData:
+    images = _as_uint8_images(x)
+    targets, names = as_multi_hot(y, class_names)
+    if len(images) != len(targets):
+        raise ValueError(f"`x` and `y` must have the same length. Received: len(x)={len(images)}, "
+                         f"len(y)={len(targets)}")
+    if size is not None:
+        images = _resize_array(images, size, fit)
+    if images.shape[-1] == 1:
+        images = np.repeat(images, 3, axis=-1)
+    train_idx, val_idx = _permutation_split(len(targets), split, seed)
+    return _array_data(images, targets, train_idx, val_idx, names=names, counts=targets[train_idx].sum(0),
+                       batch_size=batch_size, seed=seed, shuffle=shuffle, task="multilabel")
+
+
+def _permutation_split(n: int, split: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(train, val) indices of a seeded permutation: `split` of the n items (never all of them) to val."""
+    n_val = min(int(round(n * split)), n - 1)
+    order = np.random.default_rng(seed).permutation(n)
+    return np.sort(order[n_val:]), np.sort(order[:n_val])
 
 
 def _array_data(images, targets, train_idx, val_idx, *, names, counts, batch_size, seed, shuffle,
@@ -595,9 +746,7 @@ def _segmentation_arrays(x, masks, *, class_names, size, split, batch_size, seed
                                     for i in range(0, len(masks), 256)])
     if images.shape[-1] == 1:
         images = np.repeat(images, 3, axis=-1)
-    n_val = min(int(round(len(images) * split)), len(images) - 1)
-    order = np.random.default_rng(seed).permutation(len(images))
-    train_idx, val_idx = np.sort(order[n_val:]), np.sort(order[:n_val])
+    train_idx, val_idx = _permutation_split(len(images), split, seed)
     counts = np.bincount(masks[train_idx].reshape(-1), minlength=256)
     return _array_data(images, masks, train_idx, val_idx, names=names, counts=counts, batch_size=batch_size,
                        seed=seed, shuffle=shuffle, task="segmentation")

@@ -105,20 +105,28 @@ def _class_names(data):
     return list(data.class_names) if isinstance(data, ImageData) else None
 
 
-def predict_probabilities(model, data, *, split: str = "val"):
-    """(probabilities [N, C], logits [N, C], labels [N]) of `model` on `data`, inference mode.
+def predict_probabilities(model, data, *, split: str = "val", tta: tuple = ()):
+    """(probabilities [N, C], logits [N, C], labels [N]) of `model` on `data`, inference mode; with `tta` views
+    (cnnzoo.evaluate.tta) the probabilities averaged over them.
 
     For a softmax head the logits are `log(p)` (they equal the pre-softmax logits up to a per-row shift, which
     softmax ignores).
     """
+    from cnnzoo.evaluate.tta import average_views
     from cnnzoo.introspect import outputs_probabilities
 
     stream, _ = _stream(data, split)
-    probs_out = outputs_probabilities(model)
+    probs_out = outputs_probabilities(model) or bool(tta)
+
+    def probabilities_of(images):
+        out = model(images, training=False)  # training=False: Keras 3.15 preprocessing layers leak training
+        return out if outputs_probabilities(model) else tf.nn.softmax(out, axis=-1)
 
     @tf.function(reduce_retracing=True)
     def infer(images):
-        return model(images, training=False)  # training=False: Keras 3.15 preprocessing layers leak training
+        if tta:
+            return average_views(probabilities_of, images, tta)
+        return model(images, training=False)
 
     outputs, labels = [], []
     for batch in stream:
@@ -163,7 +171,8 @@ class CalibrationResult:
 class EvalReport:
     """Evaluation of a classifier: build it with `cnnzoo.evaluate(model, data)` (or `EvalReport.from_outputs`).
 
-    Attributes: `accuracy`, `top_k` ({k: accuracy}), `per_class` (DataFrame of precision, recall, f1, support
+    Attributes: `accuracy`, `balanced_accuracy` (mean recall over the classes present), `macro_f1` (unweighted
+    mean F1 over the classes), `top_k` ({k: accuracy}), `per_class` (DataFrame of precision, recall, f1, support
     indexed by class name), `confusion_matrix` (counts, rows = true class), `confusion_matrix_normalized` (rows
     sum to 1), `ece`, `reliability` (per-bin table), `nll`, `labels`, `probabilities`, `predictions`.
     """
@@ -174,6 +183,8 @@ class EvalReport:
     k_values: tuple = (5,)
     n_bins: int = 15
     model: object = dataclasses.field(default=None, repr=False)
+    tta: tuple = ()                                  # the test-time augmentation views the scores include
+    accuracy_without_tta: float | None = None        # the same model and images without them
 
     def __post_init__(self):
         self.labels = np.asarray(self.labels).astype(int)
@@ -209,6 +220,22 @@ class EvalReport:
     @property
     def accuracy(self) -> float:
         return float((self.predictions == self.labels).mean())
+
+    @property
+    def balanced_accuracy(self) -> float:
+        """Mean recall over the classes that occur in the labels (scikit-learn's `balanced_accuracy_score`): on
+        imbalanced data it shows what plain accuracy hides."""
+        from sklearn.metrics import balanced_accuracy_score
+
+        return float(balanced_accuracy_score(self.labels, self.predictions))
+
+    @property
+    def macro_f1(self) -> float:
+        """Unweighted mean of the per-class F1 over the classes in the labels or the predictions (scikit-learn's
+        `f1_score(average="macro")`)."""
+        from sklearn.metrics import f1_score
+
+        return float(f1_score(self.labels, self.predictions, average="macro", zero_division=0))
 
     @property
     def top_k(self) -> dict:
@@ -256,15 +283,18 @@ class EvalReport:
         return _nll(self.logits, self.labels)
 
     def to_dict(self) -> dict:
-        return {"accuracy": self.accuracy, "top_k": self.top_k, "ece": self.ece, "nll": self.nll,
+        extra = {"tta": list(self.tta), "accuracy_without_tta": self.accuracy_without_tta} if self.tta else {}
+        return {"accuracy": self.accuracy, "balanced_accuracy": self.balanced_accuracy, "macro_f1": self.macro_f1,
+                **extra, "top_k": self.top_k, "ece": self.ece, "nll": self.nll,
                 "num_samples": int(len(self.labels)), "class_names": self.class_names,
                 "per_class": self.per_class.reset_index().to_dict(orient="records"),
                 "confusion_matrix": self.confusion_matrix.tolist()}
 
     def __repr__(self):
         top = ", ".join(f"top{k}={v:.4f}" for k, v in self.top_k.items())
-        return (f"EvalReport(n={len(self.labels)}, accuracy={self.accuracy:.4f}, {top}, ece={self.ece:.4f}, "
-                f"classes={self.num_classes})")
+        return (f"EvalReport(n={len(self.labels)}, accuracy={self.accuracy:.4f}, "
+                f"balanced_accuracy={self.balanced_accuracy:.4f}, macro_f1={self.macro_f1:.4f}, {top}, "
+                f"ece={self.ece:.4f}, classes={self.num_classes})")
 
     # -- calibration -----------------------------------------------------------------------------------------
     def calibrate(self, val_data=None, *, split: str = "val", logits=None, labels=None) -> CalibrationResult:
@@ -347,9 +377,16 @@ def _axes(ax, size):
     return fig, fig.subplots()
 
 
-def evaluate(model, data, *, split: str = "val", top_k=(5,), n_bins: int = 15, class_names=None) -> EvalReport:
+def evaluate(model, data, *, split: str = "val", top_k=(5,), n_bins: int = 15, class_names=None,
+             thresholds=None, tta=None) -> EvalReport:
     """Evaluate a classifier on labelled data (inference mode) and return an `EvalReport`; a segmenter gets a
-    `SegmentationReport` (`.miou`, `.per_class_iou`, `.pixel_accuracy`, `.confusion`, `.plot_predictions()`).
+    `SegmentationReport` (`.miou`, `.per_class_iou`, `.pixel_accuracy`, `.confusion`, `.plot_predictions()`), a
+    multi-label classifier (sigmoid head) a `MultiLabelReport` (`.map`, `.macro_f1`, `.per_label`,
+    `.tune_thresholds()`; `thresholds`: per-label decision thresholds, 0.5 by default).
+
+    `tta`: None, "flip", "crops" or ("flip", "crops"): test-time augmentation, probabilities averaged over the
+    views (`cnnzoo.evaluate.tta`; segmenters take "flip"). A classifier's report then also holds
+    `accuracy_without_tta`, the change TTA made.
 
     Args:
         model: keras.Model with a softmax or logits head.
@@ -362,13 +399,28 @@ def evaluate(model, data, *, split: str = "val", top_k=(5,), n_bins: int = 15, c
         >>> report = cnnzoo.evaluate(model, data)
         >>> report.plot_confusion_matrix().savefig("cm.png")
     """
-    from cnnzoo.introspect import is_segmenter, num_outputs
+    from cnnzoo.data.imagedata import ImageData
+    from cnnzoo.evaluate.tta import check_tta
+    from cnnzoo.introspect import is_multilabel, is_segmenter, num_outputs
 
     split = split if split in ("val", "train") else _bad_split(split)
+    views = check_tta(tta, per_pixel=is_segmenter(model))
     if is_segmenter(model):
         from cnnzoo.evaluate.segmentation import evaluate_segmenter
 
-        return evaluate_segmenter(model, data, split=split, class_names=class_names)
+        return evaluate_segmenter(model, data, split=split, class_names=class_names, tta=views)
+    if is_multilabel(model):
+        from cnnzoo.evaluate.multilabel import evaluate_multilabel
+
+        return evaluate_multilabel(model, data, split=split, class_names=class_names, thresholds=thresholds,
+                                   tta=views)
+    if isinstance(data, ImageData) and data.task == "multilabel":
+        raise ValueError("The data is multi-label but the model's head is not a sigmoid: its scores would be "
+                         "read as one class per image. Evaluate a model built with classifier_activation="
+                         "'sigmoid'. " + received("data.task", data.task))
+    if thresholds is not None:
+        raise ValueError("`thresholds` are per-label decision thresholds of a multi-label (sigmoid) model. "
+                         + received("thresholds", thresholds))
     check_int("n_bins", n_bins, minimum=1)
     ks = (top_k,) if isinstance(top_k, int) else tuple(top_k)
     for k in ks:
@@ -377,11 +429,16 @@ def evaluate(model, data, *, split: str = "val", top_k=(5,), n_bins: int = 15, c
     if names is not None and len(names) != num_outputs(model):
         raise ValueError(f"The data has {len(names)} classes but the model's head has {num_outputs(model)} "
                          f"outputs. Received: data.num_classes={len(names)}")
-    _, logits, labels = predict_probabilities(model, data, split=split)
+    _, logits, labels = predict_probabilities(model, data, split=split, tta=views)
     if labels.max(initial=0) >= logits.shape[1] or labels.min(initial=0) < 0:
         raise ValueError(f"Labels must lie in [0, {logits.shape[1]}). Received: labels in "
                          f"[{labels.min()}, {labels.max()}]")
-    return EvalReport(labels=labels, logits=logits, class_names=names, k_values=ks, n_bins=n_bins, model=model)
+    report = EvalReport(labels=labels, logits=logits, class_names=names, k_values=ks, n_bins=n_bins, model=model,
+                        tta=views)
+    if views:
+        plain, _, _ = predict_probabilities(model, data, split=split)
+        report.accuracy_without_tta = float(np.mean(plain.argmax(1) == labels))
+    return report
 
 
 def _bad_split(split):

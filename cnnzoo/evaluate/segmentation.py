@@ -125,7 +125,7 @@ def _batches(data, split: str):
 
 
 def evaluate_segmenter(model, data, *, split: str = "val", class_names=None, ignore_index: int = IGNORE,
-                       examples: int = 8) -> SegmentationReport:
+                       examples: int = 8, tta: tuple = ()) -> SegmentationReport:
     """Run `model` (inference mode) over `data` and score every pixel; see the module docstring."""
     from cnnzoo.introspect import num_outputs
 
@@ -136,9 +136,12 @@ def evaluate_segmenter(model, data, *, split: str = "val", class_names=None, ign
         raise ValueError(f"The data has {len(names)} classes but the segmenter predicts {classes}. "
                          f"Received: class_names={names}")
 
+    from cnnzoo.evaluate.tta import average_views
+
     @tf.function(reduce_retracing=True)
     def infer(images):
-        return tf.argmax(model(images, training=False), axis=-1, output_type=tf.int32)
+        probabilities = average_views(lambda x: model(x, training=False), images, tta, per_pixel=True)
+        return tf.argmax(probabilities, axis=-1, output_type=tf.int32)
 
     confusion = np.zeros((classes, classes), np.int64)
     kept = {"images": [], "masks": [], "predictions": []}

@@ -56,7 +56,7 @@ def _normalization_layer(model):
 def build_card(*, name: str, version: int, model, class_names, input_size, fit: str, top_k: int,
                formats: dict, parity: dict, metrics: dict | None, held_out: bool, holdout_images: int,
                calibration_images: int | None, stripped: list[str], recast: bool, opset: int | None,
-               softmax_added: bool = False, task: str = "classification") -> dict:
+               softmax_added: bool = False, task: str = "classification", thresholds: dict | None = None) -> dict:
     """The model card dict (also written as model_card.json)."""
     import keras
     import tensorflow as tf
@@ -82,6 +82,7 @@ def build_card(*, name: str, version: int, model, class_names, input_size, fit: 
         "preprocessing": preprocessing_spec(model, input_size=input_size, fit=fit),
         "class_names": list(class_names),
         "num_classes": len(class_names),
+        **({"thresholds": thresholds} if thresholds is not None else {}),
         "top_k": top_k,
         "metrics": _jsonable(metrics or {}),
         "export": {"augmentation_layers_stripped": stripped, "recast_to_float32": recast,
@@ -97,6 +98,12 @@ def build_card(*, name: str, version: int, model, class_names, input_size, fit: 
 
 
 def _outputs(task: str, top_k: int, softmax_added: bool) -> dict:
+    if task == "multilabel":
+        return {"probabilities": "float32 [batch, num_classes], a sigmoid per class",
+                "labels": "int32 [batch, num_classes]: 1 where probability >= the class's threshold "
+                          "(`thresholds`; SavedModel, and runners of every format)",
+                "class_ids": f"int32 [batch, {top_k}] most probable classes (SavedModel)",
+                "class_names": f"string [batch, {top_k}] (SavedModel)"}
     if task == "segmentation":
         return {"probabilities": "float32 [batch, height, width, num_classes]: SavedModel at the input image's size "
                                  "(resized back bilinearly), TFLite and ONNX at `input.size`",

@@ -29,7 +29,7 @@ from cnnzoo.export.report import ExportReport
 from cnnzoo.export.runners import CARD_FILE, KerasRunner, load_runner, measure_latency
 from cnnzoo.export.samples import Samples, calibration_and_holdout, collect
 from cnnzoo.export.serving import FITS, RawImageModel, input_size_of
-from cnnzoo.introspect import has_classifier, is_mixed_precision, is_segmenter
+from cnnzoo.introspect import has_classifier, is_mixed_precision, is_multilabel, is_segmenter
 from cnnzoo.options import DEFAULT_EXPORT_FORMATS, EXPORT_FORMATS, TFLITE_FORMATS
 
 FORMATS, DEFAULT_FORMATS = EXPORT_FORMATS, DEFAULT_EXPORT_FORMATS
@@ -42,7 +42,7 @@ def export(model, out_dir, *, formats: Sequence[str] | str = DEFAULT_FORMATS, cl
            parity_data=None, top_k: int = 5,
            opset: int = 17, input_size: tuple[int, int] | None = None, fit: str = "stretch",
            name: str | None = None, metrics: dict | None = None, calibration_images: int = 200,
-           holdout_images: int = 256, latency_repeats: int = 20) -> ExportReport:
+           holdout_images: int = 256, latency_repeats: int = 20, thresholds=None, tta=None) -> ExportReport:
     """Export `model` for deployment; every format takes raw uint8 RGB images.
 
     Args:
@@ -69,6 +69,13 @@ def export(model, out_dir, *, formats: Sequence[str] | str = DEFAULT_FORMATS, cl
         metrics: dict, evaluation figures to record in the card.
         calibration_images, holdout_images: int, sizes of the int8 calibration set and the parity batch.
         latency_repeats: int, timed batch-1 runs per format for the card.
+        thresholds: a multi-label (sigmoid) model's per-class decision thresholds for the `labels` output:
+            None (tuned for the best F1 of each class on the labelled held-out batch, up to `holdout_images` of
+            an ImageData's validation split or of `parity_data`, if it has such labels; else 0.5), "tune" (the same, and an error without labels), a
+            number, one per class, or {class name: threshold}. Recorded in the card and every artifact.
+        tta: None or "flip": every format returns the mean of the image's and its mirror's probabilities (the
+            view runs inside the graph, parity-checked like the rest; recorded in the card). Only for classes that
+            survive a mirror image.
 
     Returns:
         ExportReport with .paths .parity .sizes .latency .card.
@@ -109,16 +116,25 @@ def export(model, out_dir, *, formats: Sequence[str] | str = DEFAULT_FORMATS, cl
         input_size = getattr(representative_data, "image_size", None)
     size = input_size_of(clean, input_size)
     names = _class_names(clean, class_names, representative_data)
-    wrapped = RawImageModel(clean, input_size=size, class_names=names, top_k=top_k, fit=fit)
+    multilabel = is_multilabel(clean)
+    if thresholds is not None and not multilabel:
+        raise ValueError("`thresholds` are the decision thresholds of a multi-label (sigmoid) model. "
+                         + received("thresholds", thresholds))
     model_name = name or model.name
 
     if representative_data is not None:
         calibration, holdout, disjoint = calibration_and_holdout(
-            representative_data, input_size=size, calibration=calibration_images, holdout=holdout_images, fit=fit)
+            representative_data, input_size=size, calibration=calibration_images, holdout=holdout_images, fit=fit,
+            multi_hot=multilabel)
     else:
         calibration, holdout, disjoint = None, Samples(_synthetic_images(size, min(holdout_images, 32))), False
     if parity_data is not None:
-        holdout, disjoint = collect(parity_data, holdout_images, size, "parity_data", fit), True
+        holdout, disjoint = collect(parity_data, holdout_images, size, "parity_data", fit, multilabel), True
+    threshold_source = None
+    if multilabel:
+        thresholds, threshold_source = _decision_thresholds(thresholds, clean, holdout, names, size, fit, tta)
+    wrapped = RawImageModel(clean, input_size=size, class_names=names, top_k=top_k, fit=fit, thresholds=thresholds,
+                            tta=tta)
 
     check_directory("out_dir", out_dir, create=True)
     remove_stale_staging(out_dir)
@@ -137,7 +153,12 @@ def export(model, out_dir, *, formats: Sequence[str] | str = DEFAULT_FORMATS, cl
             parity=report.parity, metrics=metrics, held_out=disjoint, holdout_images=len(holdout),
             calibration_images=None if calibration is None else len(calibration), stripped=stripped,
             recast=recast, opset=opset if "onnx" in formats else None, softmax_added=wrapped.adds_softmax,
-            task=wrapped.task)
+            task=wrapped.task,
+            thresholds=None if wrapped.thresholds is None else dict(zip(names, wrapped.thresholds)))
+        if threshold_source is not None:
+            report.card["thresholds_source"] = threshold_source
+        if wrapped.tta:
+            report.card["tta"] = list(wrapped.tta)
         report.card["parity"]["checked"] = parity is not False
         report.card["parity"]["synthetic_images"] = representative_data is None and parity_data is None
         report.card["latency_batch1_keras_reference"] = report.latency.pop("keras_reference", None)
@@ -154,6 +175,28 @@ def export(model, out_dir, *, formats: Sequence[str] | str = DEFAULT_FORMATS, cl
     report.version = version
     report.paths = {fmt: final / path.relative_to(staging) for fmt, path in report.paths.items()}
     return report
+
+
+def _decision_thresholds(thresholds, model, holdout: Samples, names, size, fit, tta):
+    """(per-class thresholds, how they were chosen) for a multi-label export."""
+    from cnnzoo.evaluate.multilabel import best_f1_thresholds, check_thresholds
+
+    labelled = holdout.labels is not None and holdout.labels.ndim == 2
+    if thresholds is None or (isinstance(thresholds, str) and thresholds == "tune"):
+        if not labelled:
+            if thresholds == "tune":
+                raise ValueError("thresholds='tune' needs labelled held-out images (an ImageData with a validation "
+                                 "split, or parity_data with multi-hot labels). Received: thresholds='tune'")
+            return None, "0.5 for every class (no labelled validation images to tune on)"
+        probabilities = KerasRunner(model, class_names=names, input_size=size, fit=fit, tta=tta).predict(
+            holdout.images)
+        tuned = best_f1_thresholds(holdout.labels, probabilities)
+        return [float(t) for t in tuned], (f"tuned for the best F1 of each class on {len(holdout)} labelled "
+                                           "validation images")
+    if isinstance(thresholds, str):
+        raise ValueError(f"`thresholds` must be None, 'tune', a number, a list or a dict. "
+                         f"{received('thresholds', thresholds)}")
+    return [float(t) for t in check_thresholds(thresholds, names)], "given"
 
 
 # Staging directories: ".cnnzoo-export-<version>-<random>.<pid>@<host>" (TF Serving skips names that are not
@@ -260,8 +303,8 @@ def _exact_float32():
 
 def _check(report: ExportReport, wrapped: RawImageModel, holdout: Samples, parity, latency_repeats: int,
            clock) -> None:
-    reference_runner = KerasRunner(wrapped.model, class_names=wrapped.class_names,
-                                   input_size=wrapped.input_size, fit=wrapped.fit)
+    reference_runner = KerasRunner(wrapped.model, class_names=wrapped.class_names, input_size=wrapped.input_size,
+                                   fit=wrapped.fit, thresholds=wrapped.thresholds, tta=wrapped.tta)
     reference = reference_runner.predict(holdout.images, batch_size=64)
     report.latency["keras_reference"] = measure_latency(reference_runner, holdout.images[:1],
                                                         repeats=latency_repeats)
@@ -269,7 +312,8 @@ def _check(report: ExportReport, wrapped: RawImageModel, holdout: Samples, parit
     for fmt, path in report.paths.items():
         with clock(f"{fmt} check"):
             runner = load_runner(path) if fmt != "keras" else load_runner(
-                path, class_names=wrapped.class_names, input_size=wrapped.input_size, fit=wrapped.fit)
+                path, class_names=wrapped.class_names, input_size=wrapped.input_size, fit=wrapped.fit,
+                thresholds=wrapped.thresholds, tta=wrapped.tta)
             if parity is not False:
                 results[fmt] = parity_lib.compare(fmt, runner, reference, holdout)
             report.latency[fmt] = measure_latency(runner, holdout.images[:1], repeats=latency_repeats)

@@ -35,8 +35,7 @@ def convert(wrapped: RawImageModel, *, opset: int = DEFAULT_OPSET, metadata: dic
     _rename(graph, graph.output[0].name, "probabilities")
     graph.input[0].type.tensor_type.shape.dim[0].dim_param = "batch"
     graph.output[0].type.tensor_type.shape.dim[0].dim_param = "batch"
-    info = {"input_size": list(wrapped.input_size), "class_names": wrapped.class_names,
-            "interpolation": wrapped.interpolation, "fit": wrapped.fit, "task": wrapped.task, **(metadata or {})}
+    info = {**wrapped.info(), **(metadata or {})}
     onnx.helper.set_model_props(proto, {ONNX_METADATA_KEY: json.dumps(info)})
     onnx.checker.check_model(proto)
     return proto.SerializeToString()

@@ -11,6 +11,10 @@ A segmenter is judged per pixel on its probabilities [N, H, W, classes]: the sam
 quantized formats per-pixel agreement of the masks >= 97 % and, with true masks, mIoU at most 1 point below the
 Keras model's.
 
+A multi-label classifier is judged on its per-class decisions at the exported thresholds: the same float
+tolerances on probabilities, and for the quantized formats >= 97 % of (image, class) decisions agreeing and, with
+true labels, mAP at most 1 point below the Keras model's.
+
 Every format must also be batch independent: an image run alone and inside a batch of 8 gives the same
 probabilities (|diff| <= 1e-4). A model whose BatchNorm runs in training mode fails exactly this check.
 """
@@ -49,7 +53,7 @@ class ParityResult:
     images: int
     max_abs_diff: float
     mean_abs_diff: float
-    top1_agreement: float          # a segmenter's: per-pixel agreement of the masks
+    top1_agreement: float          # a segmenter's: per-pixel agreement of the masks; multi-label: of the decisions
     batch_max_diff: float
     accuracy: float | None = None
     reference_accuracy: float | None = None
@@ -57,6 +61,9 @@ class ParityResult:
     miou: float | None = None
     reference_miou: float | None = None
     miou_drop_points: float | None = None
+    map: float | None = None
+    reference_map: float | None = None
+    map_drop_points: float | None = None
     per_pixel: bool = False                # a segmenter's figures (per-pixel probabilities and masks)
     tolerance: dict = field(default_factory=dict)
     failures: list[str] = field(default_factory=list)
@@ -79,12 +86,22 @@ def compare(format: str, runner: Runner, reference: np.ndarray, holdout: Samples
     kind, tolerance = KINDS.get(format, ("float", FLOAT32_TOLERANCE))
     probabilities = runner.predict(holdout.images, batch_size=64)
     diff = np.abs(probabilities - reference)
+    multilabel = runner.task == "multilabel"
+    if multilabel:
+        agreement = np.mean((probabilities >= runner.thresholds) == (reference >= runner.thresholds))
+    else:
+        agreement = np.mean(probabilities.argmax(-1) == reference.argmax(-1))
     result = ParityResult(
         format=format, images=len(holdout), max_abs_diff=float(diff.max()), mean_abs_diff=float(diff.mean()),
-        top1_agreement=float(np.mean(probabilities.argmax(-1) == reference.argmax(-1))),
-        batch_max_diff=batch_dependence(runner, holdout.images))
+        top1_agreement=float(agreement), batch_max_diff=batch_dependence(runner, holdout.images))
     per_pixel = result.per_pixel = probabilities.ndim == 4
-    if holdout.labels is not None and per_pixel:
+    if holdout.labels is not None and multilabel:
+        from cnnzoo.evaluate.multilabel import MultiLabelReport
+
+        result.reference_map = MultiLabelReport(holdout.labels, reference, runner.class_names).map
+        result.map = MultiLabelReport(holdout.labels, probabilities, runner.class_names).map
+        result.map_drop_points = 100.0 * (result.reference_map - result.map)
+    elif holdout.labels is not None and per_pixel:
         from cnnzoo.evaluate.segmentation import mean_iou
 
         classes = probabilities.shape[-1]
@@ -100,14 +117,18 @@ def compare(format: str, runner: Runner, reference: np.ndarray, holdout: Samples
         if result.max_abs_diff > tolerance:
             result.failures.append(f"max |probability difference| {result.max_abs_diff:.3g} > {tolerance:g}")
     else:
-        drop = "miou_drop_points" if per_pixel else "accuracy_drop_points"
+        drop = "miou_drop_points" if per_pixel else "map_drop_points" if multilabel else "accuracy_drop_points"
         result.tolerance = {"top1_agreement": MIN_AGREEMENT, drop: MAX_ACCURACY_DROP}
         if result.top1_agreement < MIN_AGREEMENT:
-            what = "per-pixel mask agreement" if per_pixel else "top-1 agreement"
+            what = ("per-pixel mask agreement" if per_pixel else "per-class decision agreement" if multilabel
+                    else "top-1 agreement")
             result.failures.append(f"{what} {result.top1_agreement:.1%} < {MIN_AGREEMENT:.0%}")
         if result.miou_drop_points is not None and result.miou_drop_points > MAX_ACCURACY_DROP + 1e-9:
             result.failures.append(f"mIoU drop {result.miou_drop_points:.2f} points > {MAX_ACCURACY_DROP:g} "
                                    f"({result.reference_miou:.4f} -> {result.miou:.4f})")
+        if result.map_drop_points is not None and result.map_drop_points > MAX_ACCURACY_DROP + 1e-9:
+            result.failures.append(f"mAP drop {result.map_drop_points:.2f} points > {MAX_ACCURACY_DROP:g} "
+                                   f"({result.reference_map:.4f} -> {result.map:.4f})")
         # (a drop of exactly 1 point, e.g. 2 of 200 images, computes as 1.0000000000000009: not a failure)
         if result.accuracy_drop_points is not None and result.accuracy_drop_points > MAX_ACCURACY_DROP + 1e-9:
             result.failures.append(f"accuracy drop {result.accuracy_drop_points:.2f} points > "

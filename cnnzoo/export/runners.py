@@ -45,17 +45,20 @@ class Runner:
             training pipeline did (bilinear, `fit`, rounded to uint8).
         class_names: list of str.
         accepts_any_size: bool, True when the artifact resizes inside (Keras, SavedModel).
-        task: "classification" or "segmentation" (recorded in the artifact's metadata). A segmentation runner
-            that takes a fixed size (TFLite, ONNX) resizes its probabilities back to the images' size exactly as
-            the SavedModel does (`serving.resize_back`).
+        task: "classification", "segmentation" or "multilabel" (recorded in the artifact's metadata). A
+            segmentation runner that takes a fixed size (TFLite, ONNX) resizes its probabilities back to the
+            images' size exactly as the SavedModel does (`serving.resize_back`).
+        thresholds: a multi-label model's per-class decision thresholds (from the metadata), else None.
     """
 
     format = "runner"
     accepts_any_size = False
 
-    def __init__(self, *, path=None, input_size=None, class_names=None, fit="stretch", task="classification"):
+    def __init__(self, *, path=None, input_size=None, class_names=None, fit="stretch", task="classification",
+                 thresholds=None):
         self.path = None if path is None else str(path)
         self.task = task or "classification"
+        self.thresholds = None if thresholds is None else np.asarray(thresholds, np.float32)
         self.input_size = None if input_size is None else (int(input_size[0]), int(input_size[1]))
         self.class_names = None if class_names is None else [str(c) for c in class_names]
         self.fit = fit
@@ -83,6 +86,14 @@ class Runner:
                              f"{received('source', self.path)}")
         return self.predict(images, batch_size=batch_size).argmax(-1).astype(np.int32)
 
+    def predict_labels(self, images, batch_size: int = 32) -> np.ndarray:
+        """A multi-label model's decisions: int32 [N, classes], 1 where a probability reaches its class's threshold
+        (the exported graph's `labels` output, computed the same way for every format)."""
+        if self.task != "multilabel":
+            raise ValueError(f"`predict_labels` needs a multi-label model; this model is a {self.task} model. "
+                             f"{received('source', self.path)}")
+        return (self.predict(images, batch_size=batch_size) >= self.thresholds).astype(np.int32)
+
     def _run(self, images: np.ndarray) -> np.ndarray:
         raise NotImplementedError
 
@@ -96,7 +107,8 @@ class KerasRunner(Runner):
     format = "keras"
     accepts_any_size = True
 
-    def __init__(self, model, *, class_names=None, input_size=None, fit="stretch", path=None):
+    def __init__(self, model, *, class_names=None, input_size=None, fit="stretch", path=None, thresholds=None,
+                 tta=None):
         import tensorflow as tf
 
         from cnnzoo.export.prepare import inference_model
@@ -107,8 +119,10 @@ class KerasRunner(Runner):
         names = class_names or [f"class_{i}" for i in range(int(model.output_shape[-1]))]
         super().__init__(path=path, input_size=size, class_names=names, fit=fit)
         self.model = model
-        self.wrapped = RawImageModel(model, input_size=size, class_names=self.class_names, fit=fit)
+        self.wrapped = RawImageModel(model, input_size=size, class_names=self.class_names, fit=fit,
+                                     thresholds=thresholds, tta=tta)
         self.task = self.wrapped.task
+        self.thresholds = None if self.wrapped.thresholds is None else np.asarray(self.wrapped.thresholds, np.float32)
         self._fn = tf.function(lambda x: self.wrapped.outputs(x)["probabilities"], reduce_retracing=True)
 
     def _run(self, images):
@@ -127,7 +141,7 @@ class SavedModelRunner(Runner):
         meta = _read_json(Path(path) / "assets.extra" / METADATA_FILE)
         labels = _read_labels(Path(path) / "assets" / LABELS_FILE)
         super().__init__(path=path, input_size=meta.get("input_size"), class_names=labels or meta.get("class_names"),
-                         fit=meta.get("fit", "stretch"), task=meta.get("task"))
+                         fit=meta.get("fit", "stretch"), task=meta.get("task"), thresholds=meta.get("thresholds"))
         try:
             self.loaded = tf.saved_model.load(str(path))
         except (FileNotFoundError, PermissionError):
@@ -180,7 +194,7 @@ class TFLiteRunner(Runner):
         labels = labels.decode("utf-8").splitlines() if labels else None
         info = json.loads(meta[METADATA_FILE]) if METADATA_FILE in meta else {}
         super().__init__(path=path, input_size=(height, width), class_names=labels or info.get("class_names"),
-                         fit=info.get("fit", "stretch"), task=info.get("task"))
+                         fit=info.get("fit", "stretch"), task=info.get("task"), thresholds=info.get("thresholds"))
         self._batch = int(self._input["shape"][0])
 
     @property
@@ -233,7 +247,7 @@ class ONNXRunner(Runner):
         shape = self._input.shape
         size = (shape[1], shape[2]) if all(isinstance(v, int) for v in shape[1:3]) else info.get("input_size")
         super().__init__(path=path, input_size=size, class_names=info.get("class_names"),
-                         fit=info.get("fit", "stretch"), task=info.get("task"))
+                         fit=info.get("fit", "stretch"), task=info.get("task"), thresholds=info.get("thresholds"))
         self._output_name = "probabilities" if any(o.name == "probabilities" for o in self.session.get_outputs()) \
             else self.session.get_outputs()[0].name
 
@@ -279,6 +293,10 @@ def load_runner(source, **kwargs) -> Runner:
         if card.get("input", {}).get("size"):
             kwargs.setdefault("input_size", tuple(card["input"]["size"]))
         kwargs.setdefault("fit", card.get("preprocessing", {}).get("resize", {}).get("fit", "stretch"))
+        if card.get("thresholds"):
+            kwargs.setdefault("thresholds", card["thresholds"])
+        if card.get("tta"):
+            kwargs.setdefault("tta", tuple(card["tta"]))
         return KerasRunner(load_keras_file(path), path=path, **kwargs)
     raise ValueError(f"`source` must be a SavedModel directory or a .keras, .tflite or .onnx file. "
                      f"{received('source', str(source))}")

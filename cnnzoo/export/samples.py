@@ -30,7 +30,7 @@ class Samples:
 
 
 def calibration_and_holdout(data, *, input_size: tuple[int, int], calibration: int = 200, holdout: int = 256,
-                            fit: str = "stretch", name: str = "representative_data"
+                            fit: str = "stretch", name: str = "representative_data", multi_hot: bool = False
                             ) -> tuple[Samples, Samples, bool]:
     """Split `data` into (calibration samples, held-out samples, whether the held-out set is disjoint).
 
@@ -41,11 +41,12 @@ def calibration_and_holdout(data, *, input_size: tuple[int, int], calibration: i
     from cnnzoo.data.imagedata import ImageData
 
     if isinstance(data, ImageData):
-        train = collect(data.train, calibration + (0 if data.val is not None else holdout), input_size, name, fit)
+        train = collect(data.train, calibration + (0 if data.val is not None else holdout), input_size, name, fit,
+                        multi_hot)
         if data.val is not None:
-            return train.take(calibration), collect(data.val, holdout, input_size, name, fit), True
+            return train.take(calibration), collect(data.val, holdout, input_size, name, fit, multi_hot), True
         return _split(train, calibration, holdout)
-    everything = collect(data, calibration + holdout, input_size, name, fit)
+    everything = collect(data, calibration + holdout, input_size, name, fit, multi_hot)
     return _split(everything, calibration, holdout)
 
 
@@ -56,10 +57,11 @@ def _split(samples: Samples, calibration: int, holdout: int) -> tuple[Samples, S
 
 
 def collect(data, limit: int, input_size: tuple[int, int], name: str = "representative_data",
-            fit: str = "stretch") -> Samples:
+            fit: str = "stretch", multi_hot: bool = False) -> Samples:
     """Up to `limit` images (and labels) at `input_size` from any data argument cnnzoo.data.adapt reads: a
-    tf.data.Dataset, an array, an (images, labels) pair, a folder (with the pixel rule for floats)."""
+    tf.data.Dataset, an array, an (images, labels) pair, a folder (with the pixel rule for floats); label rows
+    stay multi-hot with `multi_hot`."""
     from cnnzoo.data.adapt import read
 
-    arrays = read(data, name=name, split="val", size=input_size, fit=fit, limit=limit)
+    arrays = read(data, name=name, split="val", size=input_size, fit=fit, limit=limit, multi_hot=multi_hot)
     return Samples(arrays.images, None if arrays.labels is None else arrays.labels.astype(np.int64))

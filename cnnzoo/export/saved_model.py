@@ -42,8 +42,7 @@ def write_saved_model(wrapped: RawImageModel, path, *, model_name: str, warmup_i
     (path / "assets" / LABELS_FILE).write_text("\n".join(wrapped.class_names) + "\n", encoding="utf-8")
     extra = path / "assets.extra"
     extra.mkdir(exist_ok=True)
-    info = {"input_size": list(wrapped.input_size), "class_names": wrapped.class_names,
-            "interpolation": wrapped.interpolation, "fit": wrapped.fit, "top_k": wrapped.top_k, "task": wrapped.task, **(metadata or {})}
+    info = {**wrapped.info(), **(metadata or {})}
     (extra / METADATA_FILE).write_text(json.dumps(info, indent=2), encoding="utf-8")
     if warmup_images is None:
         warmup_images = np.zeros((1, *wrapped.input_size, 3), np.uint8)

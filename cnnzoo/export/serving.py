@@ -9,6 +9,10 @@ reference used for parity cannot drift apart.
 A segmenter (`cnnzoo.create_segmenter`: probabilities [B, H, W, classes]) runs the same way at the export size,
 then its probabilities are resized back to each input image's own size (bilinear, `resize_back`) and `masks` are
 their per-pixel argmax (int32 class ids): a mask always matches the image it came from.
+
+A multi-label classifier (a sigmoid per class) returns its per-class `probabilities` and `labels`, int32 [B, K]:
+1 where a class's probability reaches its decision threshold (per class, tuned on validation data by
+`cnnzoo.export`), besides the top-k `class_ids` / `class_names` by probability.
 """
 from __future__ import annotations
 
@@ -19,11 +23,11 @@ import tensorflow as tf
 
 from cnnzoo._checks import check_choice, check_int, received
 from cnnzoo.data import images as data_images
-from cnnzoo.introspect import is_segmenter, returns_logits
+from cnnzoo.introspect import is_multilabel, is_segmenter, returns_logits
 from cnnzoo.options import FITS
 
 INTERPOLATION = "bilinear"      # cnnzoo.data resizes bilinearly; recorded in every artifact's metadata
-TASKS = ("classification", "segmentation")
+TASKS = ("classification", "segmentation", "multilabel")
 
 
 def resize_back(probabilities, size) -> tf.Tensor:
@@ -46,6 +50,9 @@ class RawImageModel:
         top_k: int, how many classes `outputs` returns per image (capped at the number of classes).
         fit: str, how training images were fitted to the size: "stretch", "crop" (centre crop to the aspect
             ratio) or "pad" (the `fit` of cnnzoo.data.from_directory).
+        thresholds: a multi-label model's per-class decision thresholds (default 0.5 each).
+        tta: None or "flip": test-time augmentation inside the graph (the mean of the image's and its mirror's
+            probabilities; a segmenter's mirror map is flipped back), as `cnnzoo.evaluate(..., tta="flip")` does.
 
     Example:
         >>> wrapped = RawImageModel(model, input_size=(32, 32), class_names=["cat", "dog"])   # doctest: +SKIP
@@ -53,7 +60,7 @@ class RawImageModel:
     """
 
     def __init__(self, model: keras.Model, *, input_size: tuple[int, int], class_names: Sequence[str],
-                 top_k: int = 5, fit: str = "stretch"):
+                 top_k: int = 5, fit: str = "stretch", thresholds=None, tta=None):
         self.model = model
         self.input_size = (int(input_size[0]), int(input_size[1]))
         self.class_names = [str(name) for name in class_names]
@@ -61,11 +68,24 @@ class RawImageModel:
         self.fit = check_choice("fit", fit, FITS)
         self.interpolation = INTERPOLATION
         # A classifier built with classifier_activation=None returns logits; `probabilities` must not.
-        self.task = "segmentation" if is_segmenter(model) else "classification"
+        self.task = ("segmentation" if is_segmenter(model) else "multilabel" if is_multilabel(model)
+                     else "classification")
         self.adds_softmax = returns_logits(model) if self.task == "classification" else False
+        self.thresholds = None
+        if self.task == "multilabel":
+            from cnnzoo.evaluate.multilabel import check_thresholds
+
+            self.thresholds = [float(t) for t in check_thresholds(thresholds, self.class_names)]
+        elif thresholds is not None:
+            raise ValueError("`thresholds` are the decision thresholds of a multi-label (sigmoid) model. "
+                             + received("thresholds", thresholds))
         if self.task == "segmentation" and self.fit != "stretch":
             raise ValueError("A segmenter's masks are mapped back onto the input image by resizing; export it with "
                              f"fit='stretch' (train with from_directory(..., fit='stretch')). {received('fit', fit)}")
+        from cnnzoo.evaluate.tta import check_tta
+        from cnnzoo.options import EXPORT_TTA_VIEWS
+
+        self.tta = check_tta(tta, allowed=EXPORT_TTA_VIEWS)
         self._labels = tf.constant(self.class_names)
 
     # -- the shared steps -------------------------------------------------------------------------------
@@ -78,9 +98,14 @@ class RawImageModel:
 
     def probabilities(self, images) -> tf.Tensor:
         """uint8 images at the training size -> float32 probabilities [B, classes] ([B, h, w, classes] for a
-        segmenter)."""
-        outputs = tf.cast(self.model(tf.cast(images, tf.float32), training=False), tf.float32)
-        return tf.nn.softmax(outputs, axis=-1) if self.adds_softmax else outputs
+        segmenter), averaged over the `tta` views."""
+        from cnnzoo.evaluate.tta import average_views
+
+        def probabilities_of(pixels):
+            outputs = tf.cast(self.model(pixels, training=False), tf.float32)
+            return tf.nn.softmax(outputs, axis=-1) if self.adds_softmax else outputs
+
+        return average_views(probabilities_of, images, self.tta, per_pixel=self.task == "segmentation")
 
     def outputs(self, images) -> dict[str, tf.Tensor]:
         """uint8 images of any size -> {"probabilities", "class_ids", "class_names"} (top-k); for a segmenter
@@ -95,8 +120,22 @@ class RawImageModel:
             return {"probabilities": probabilities,
                     "masks": tf.argmax(probabilities, axis=-1, output_type=tf.int32)}
         top = tf.math.top_k(probabilities, k=self.top_k)
-        return {"probabilities": probabilities, "class_ids": top.indices,
-                "class_names": tf.gather(self._labels, top.indices)}
+        out = {"probabilities": probabilities, "class_ids": top.indices,
+               "class_names": tf.gather(self._labels, top.indices)}
+        if self.task == "multilabel":
+            out["labels"] = tf.cast(probabilities >= tf.constant(self.thresholds, tf.float32), tf.int32)
+        return out
+
+    def info(self) -> dict:
+        """What every artifact records about its inputs and outputs (SavedModel assets.extra, TFLite metadata,
+        ONNX metadata_props); runners read it back."""
+        info = {"input_size": list(self.input_size), "class_names": self.class_names,
+                "interpolation": self.interpolation, "fit": self.fit, "top_k": self.top_k, "task": self.task}
+        if self.thresholds is not None:
+            info["thresholds"] = self.thresholds
+        if self.tta:
+            info["tta"] = list(self.tta)
+        return info
 
     def decode(self, image_bytes) -> tf.Tensor:
         """tf.string [B] of JPEG/PNG/GIF/BMP -> uint8 [B, h, w, 3] at the training size.

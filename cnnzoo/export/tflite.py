@@ -83,9 +83,7 @@ class TFLiteConverter:
         data = converter.convert()
         if variant == "tflite_int8":
             _check_raw_pixel_input(data)
-        info = {"input_size": list(self.wrapped.input_size), "class_names": self.wrapped.class_names,
-                "interpolation": self.wrapped.interpolation, "fit": self.wrapped.fit, "variant": variant,
-                "task": self.wrapped.task, **(metadata or {})}
+        info = {**self.wrapped.info(), "variant": variant, **(metadata or {})}
         return add_metadata(data, {LABELS_FILE: ("\n".join(self.wrapped.class_names) + "\n").encode("utf-8"),
                                    METADATA_FILE: json.dumps(info).encode("utf-8")})
 

@@ -7,7 +7,7 @@ import contextlib
 import keras
 
 from cnnzoo._checks import check_int, received
-from cnnzoo.introspect import all_layers, classifier_layer, outputs_probabilities
+from cnnzoo.introspect import all_layers, classifier_layer, head_activation
 
 
 def _set_dtype(layer_configs, policy, keep_float32):
@@ -75,7 +75,7 @@ def replace_head(model, num_classes: int, *, seed: int | None = None):
                          f"activation). Received: model with last layer {model.layers[-1].name!r}")
     activation = clf.activation
     if model.layers[-1] is not clf:
-        activation = "softmax" if outputs_probabilities(model) else None
+        activation = head_activation(model) if head_activation(model) in ("softmax", "sigmoid") else None
     head = keras.layers.Dense(num_classes, activation=activation, name="predictions", dtype="float32",
                               kernel_initializer=keras.initializers.GlorotUniform(seed=seed))
     return keras.Model(model.inputs, head(clf.input), name=model.name)

@@ -213,7 +213,7 @@ def data_fingerprint(data, steps_per_epoch: int | None = None) -> dict:
     if isinstance(data, ImageData):
         out.update(class_names=[str(c) for c in data.class_names],
                    class_counts={str(k): int(v) for k, v in (data.class_counts or {}).items()},
-                   examples=data.fingerprint, batch_size=data.batch_size,
+                   examples=data.fingerprint, batch_size=data.batch_size, sampling=data.sampling,
                    image_size=[int(v) for v in data.image_size or ()])
     elif isinstance(data, (tuple, list)) and data and all(hasattr(v, "shape") for v in data):
         out["examples"] = arrays_fingerprint(*[np.asarray(v) for v in data])

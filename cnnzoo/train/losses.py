@@ -22,13 +22,19 @@ class SegmentationLoss(keras.losses.Loss):
     Pixels labelled `ignore_index` (255: "void" in VOC-style masks) count for nothing, neither in the sum nor in
     the mean. "cross_entropy" is the mean sparse categorical cross-entropy over the kept pixels; "dice" is
     1 - the soft Dice coefficient averaged over the classes present in the batch (Milletari et al. 2016);
-    "cross_entropy+dice" adds them, `dice_weight` scaling the Dice term.
+    "cross_entropy+dice" adds them, `dice_weight` scaling the Dice term. `class_weights` (one per class) weigh each
+    pixel's cross-entropy by its true class, normalised by the total weight (PyTorch's `CrossEntropyLoss(weight=)`
+    rule); Dice already treats the classes alike.
     """
 
     def __init__(self, kind: str = "cross_entropy", *, ignore_index: int | None = 255, dice_weight: float = 1.0,
-                 from_logits: bool = False, name: str = "segmentation_loss", **kwargs):
+                 from_logits: bool = False, class_weights=None, name: str = "segmentation_loss", **kwargs):
         super().__init__(name=name, **kwargs)
         self.kind = check_choice("kind", kind, SEGMENTATION_LOSSES)
+        if class_weights is not None:
+            class_weights = [check_float(f"class_weights[{i}]", w, minimum=0.0, finite=True)
+                             for i, w in enumerate(class_weights)]
+        self.class_weights = class_weights
         self.ignore_index = None if ignore_index is None else check_int("ignore_index", ignore_index, minimum=0)
         self.dice_weight = check_float("dice_weight", dice_weight, minimum=0.0, finite=True)
         self.from_logits = bool(from_logits)
@@ -44,7 +50,10 @@ class SegmentationLoss(keras.losses.Loss):
         loss = 0.0
         if "cross_entropy" in self.kind:
             pixel = keras.losses.sparse_categorical_crossentropy(safe, y_pred, from_logits=self.from_logits)
-            loss = ops.sum(pixel * keep) / total
+            weight = keep
+            if self.class_weights is not None:
+                weight = keep * ops.take(ops.convert_to_tensor(self.class_weights, "float32"), safe)
+            loss = ops.sum(pixel * weight) / ops.maximum(ops.sum(weight), 1e-6)
         if "dice" in self.kind:
             probs = ops.softmax(y_pred, axis=-1) if self.from_logits else y_pred
             onehot = ops.one_hot(safe, classes) * keep[..., None]
@@ -61,4 +70,4 @@ class SegmentationLoss(keras.losses.Loss):
 
     def get_config(self):
         return {**super().get_config(), "kind": self.kind, "ignore_index": self.ignore_index,
-                "dice_weight": self.dice_weight, "from_logits": self.from_logits}
+                "dice_weight": self.dice_weight, "from_logits": self.from_logits, "class_weights": self.class_weights}

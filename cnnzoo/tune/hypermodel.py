@@ -264,7 +264,11 @@ class CnnZooHyperModel(keras_tuner.HyperModel):
                        early_stopping=self.early_stopping,
                        monitor=self.objective if self.objective in _LOGGED else None,
                        # A trial's score and checkpoint come from epoch ends, before any re-estimation: skip it.
-                       recalibrate_bn="auto" if final else False)
+                       recalibrate_bn="auto" if final else False,
+                       class_weight=None if v["class_weight"] in (None, "none") else v["class_weight"],
+                       loss=v["loss"] or "auto", ema=v["ema"] or None,
+                       # early stopping would restore raw weights over the EMA ones (fit refuses the pair)
+                       restore_best_weights=not v["ema"])
         run = dict(callbacks=list(callbacks or []), verbose=verbose, steps_per_epoch=steps_per_epoch,
                    seed=self.seed)
         if self.weights is None:

@@ -13,6 +13,10 @@ Conditional hyperparameters are declared only where their parent can take the tr
 `unfreeze` only for pretrained backbones (`weights=` given). The candidate architectures are the `models=`
 argument, never a `space` key (`ARGUMENTS` lists the settings `space` refuses).
 
+The training recipe for real data is tunable too, fixed unless `space` opens it: `class_weight` ("none" or
+"balanced"), `loss` ("auto" or "focal") and `ema` (0.0 = off, or an EMA momentum such as 0.99), e.g.
+`space={"class_weight": ["none", "balanced"], "loss": ["auto", "focal"], "ema": [0.0, 0.99]}`.
+
 Example:
     >>> specs = resolve_space({"learning_rate": [1e-4, 3e-3], "dropout": 0.2}, models=("resnet18",))
     >>> specs["learning_rate"]
@@ -34,7 +38,9 @@ DEFAULT_MODELS = ("mobilenet_v2", "resnet18", EFFICIENTNET)
 
 BUILD_PARAMS = ("model", "alpha", "phi", "dropout", "optimizer", "learning_rate", "weight_decay",
                 "label_smoothing")
-FIT_PARAMS = ("batch_size", "augment", "augment_strength", "unfreeze")
+FIT_PARAMS = ("batch_size", "augment", "augment_strength", "unfreeze", "class_weight", "loss", "ema")
+CLASS_WEIGHTS = ("none", "balanced")
+TUNED_LOSSES = ("auto", "focal")
 PARAMS = BUILD_PARAMS + FIT_PARAMS
 # Settings that are arguments of `search` / `CnnZooHyperModel`, never `space` keys: the candidate models come
 # from `models=` only, so a space entry can neither override nor silently contradict it.
@@ -45,13 +51,13 @@ SPACE_KEYS = tuple(p for p in PARAMS if p not in ARGUMENTS)
 
 _TYPES = {"model": str, "alpha": float, "phi": float, "dropout": float, "optimizer": str, "learning_rate": float,
           "weight_decay": float, "label_smoothing": float, "batch_size": int, "augment": str,
-          "augment_strength": float, "unfreeze": int}
+          "augment_strength": float, "unfreeze": int, "class_weight": str, "loss": str, "ema": float}
 _LOG_SCALE = {"learning_rate", "weight_decay"}
 # Bounds every value must respect: (minimum, maximum, exclusive minimum).
 _BOUNDS = {"alpha": (0.0, None, True), "phi": (0.0, 8.0, False), "dropout": (0.0, 0.95, False),
            "learning_rate": (0.0, 10.0, True), "weight_decay": (0.0, 1.0, False),
            "label_smoothing": (0.0, 0.99, False), "batch_size": (1, None, False),
-           "augment_strength": (0.0, 4.0, False), "unfreeze": (1, None, False)}
+           "augment_strength": (0.0, 4.0, False), "unfreeze": (1, None, False), "ema": (0.0, 0.9999, False)}
 # Conditional hyperparameters: name -> (parent, parent values that activate it).
 CONDITIONS = {"alpha": ("model", ("mobilenet_v2",)), "phi": ("model", (EFFICIENTNET,)),
               "weight_decay": ("optimizer", DECAYING_OPTIMIZERS),
@@ -98,6 +104,9 @@ def _defaults(models: tuple, pretrained: bool) -> dict[str, Spec]:
         "batch_size": Spec("choice", (16, 32, 64)),
         "augment": Spec("choice", AUGMENT_POLICIES),
         "augment_strength": Spec("float", low=0.5, high=1.5, step=0.25),
+        "class_weight": Spec("fixed", ("none",)),
+        "loss": Spec("fixed", ("auto",)),
+        "ema": Spec("fixed", (0.0,)),
     }
     if pretrained:
         specs["unfreeze"] = Spec("int", low=1, high=4)
@@ -113,6 +122,10 @@ def _coerce(name: str, value: Any, where: str) -> Any:
             check_choice(where, value, OPTIMIZER_NAMES)
         elif name == "augment":
             check_choice(where, value, AUGMENT_POLICIES)
+        elif name == "class_weight":
+            check_choice(where, value, CLASS_WEIGHTS)
+        elif name == "loss":
+            check_choice(where, value, TUNED_LOSSES)
         return value
     low, high, exclusive = _BOUNDS[name]
     if kind is int:

@@ -95,7 +95,8 @@ def test_training_order_changes_each_epoch_with_a_fixed_seed():
     (np.zeros((4, 8, 8)), np.arange(4) % 2, r"4-D NHWC.*x\[\.\.\., None\].*x.shape=\(4, 8, 8\)"),
     (np.zeros((4, 8, 8, 4)), np.arange(4) % 2, r"1 or 3 channels.*x.shape=\(4, 8, 8, 4\)"),
     (np.full((4, 8, 8, 3), -1.0), np.arange(4) % 2, r"\[0, 1\] or \[0, 255\].*x.min\(\)=-1.0"),
-    (np.zeros((4, 8, 8, 3)), np.zeros((4, 2)), r"1-D.*y.shape=\(4, 2\)"),
+    (np.zeros((4, 8, 8, 3)), np.zeros((4, 2, 2)), r"1-D.*y.shape=\(4, 2, 2\)"),
+    (np.zeros((4, 8, 8, 3)), np.full((4, 2), 2), r"only 0 and 1"),      # 2-D y is multi-hot (multi-label)
     (np.zeros((4, 8, 8, 3)), np.zeros(4), r"Only one class"),
     (np.zeros((4, 8, 8, 3)), np.array([0, 1, -1, 0]), r"y.min\(\)=-1"),
 ])
