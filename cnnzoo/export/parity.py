@@ -86,7 +86,7 @@ def compare(format: str, runner: Runner, reference: np.ndarray, holdout: Samples
     kind, tolerance = KINDS.get(format, ("float", FLOAT32_TOLERANCE))
     probabilities = runner.predict(holdout.images, batch_size=64)
     diff = np.abs(probabilities - reference)
-    multilabel = runner.task == "multilabel"
+    multilabel = getattr(runner, "task", "classification") == "multilabel"  # any object with .predict is a runner
     if multilabel:
         agreement = np.mean((probabilities >= runner.thresholds) == (reference >= runner.thresholds))
     else:

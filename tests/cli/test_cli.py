@@ -94,29 +94,40 @@ def test_predict_on_every_format_of_the_demo_model(tmp_path):
 def test_train_evaluate_export_a_folder(digit_folder, tmp_path):
     model_path = tmp_path / "m.keras"
     out = cnnzoo("train", digit_folder, "--model", "resnet18", "--image-size", "32", "--epochs", "1",
-                 "--augment", "none", "--out", model_path, "--json")
+                 "--augment", "none", "--out", model_path, "--json", "--class-weight", "balanced", "--loss", "focal",
+                 "--ema", "0.9", "--accumulate", "2")
     assert out.returncode == 0, out.stderr[-3000:]
     summary = json.loads(out.stdout.strip().splitlines()[-1])
     assert summary["classes"] == [str(d) for d in range(10)] and model_path.is_file()
 
-    out = cnnzoo("evaluate", model_path, digit_folder, "--plots", tmp_path / "plots", "--json")
+    out = cnnzoo("evaluate", model_path, digit_folder, "--plots", tmp_path / "plots", "--json", "--tta", "crops")
     assert out.returncode == 0, out.stderr[-3000:]
-    assert 0 <= json.loads(out.stdout)["accuracy"] <= 1
+    scores = json.loads(out.stdout)
+    assert 0 <= scores["accuracy"] <= 1 and scores["tta"] == ["crops"] and 0 <= scores["macro_f1"] <= 1
+    assert 0 <= scores["accuracy_without_tta"] <= 1
     assert (tmp_path / "plots" / "confusion_matrix.png").is_file()
 
-    out = cnnzoo("export", model_path, tmp_path / "served", "--formats", "saved_model", "onnx", "--json")
+    out = cnnzoo("export", model_path, tmp_path / "served", "--formats", "saved_model", "onnx", "--json",
+                 "--tta", "flip")
     assert out.returncode == 0, out.stderr[-3000:]
     assert (tmp_path / "served" / "1" / "saved_model.pb").is_file()
     assert (tmp_path / "served" / "1" / "model.onnx").is_file()
+    assert json.loads((tmp_path / "served" / "1" / "model_card.json").read_text())["tta"] == ["flip"]
+    # a recipe the data refuses is a user error: one line, exit 2
+    out = cnnzoo("train", digit_folder, "--model", "resnet18", "--image-size", "32", "--epochs", "1",
+                 "--out", tmp_path / "x.keras", "--sampling", "balanced", "--class-weight", "balanced")
+    assert out.returncode == 2 and "twice" in out.stderr and len(out.stderr.strip().splitlines()) == 1
 
 
 def test_tune_from_the_command_line(digit_folder, tmp_path):
     out = cnnzoo("tune", digit_folder, "--image-size", "32", "--models", "resnet18", "--tuner", "random",
                  "--max-trials", "1", "--epochs", "1", "--directory", tmp_path / "search",
-                 "--space", "learning_rate=3e-3", "batch_size=16", "--output", tmp_path / "best.keras", "--json")
+                 "--space", "learning_rate=3e-3", "batch_size=16", "class_weight=[balanced]", "loss=[focal]",
+                 "ema=0.9", "--output", tmp_path / "best.keras", "--json")
     assert out.returncode == 0, out.stderr[-3000:]
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert len(result["leaderboard"]) == 1 and result["best"]["learning_rate"] == 3e-3
+    assert (result["best"]["class_weight"], result["best"]["loss"], result["best"]["ema"]) == ("balanced", "focal", 0.9)
     assert (tmp_path / "best.keras").is_file()
     assert (tmp_path / "search" / "search" / "leaderboard.csv").is_file()
 

@@ -227,3 +227,57 @@ def test_balanced_sampling_beats_plain_training_on_imbalanced_digits():
         assert report.balanced_accuracy > 0.5, report
     print(scores)
     assert scores["balanced"] - scores["shuffle"] >= 0.05, scores
+
+
+def test_ema_weights_get_batchnorm_statistics_of_their_own():
+    """BatchNorm moving statistics are not averaged by the EMA; the stage re-estimates them for the EMA weights."""
+    from cnnzoo.train import recalibrate_bn
+
+    x, y = toy_arrays(64)
+    data = cnnzoo.data.from_arrays(x, y, batch_size=16, validation_split=0.0, shuffle=False)
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((2, 2, 3))
+    h = keras.layers.Dense(8, name="hidden")(keras.layers.Rescaling(1 / 255.0)(keras.layers.Flatten()(inputs)))
+    h = keras.layers.BatchNormalization(name="bn")(h)
+    model = keras.Model(inputs, keras.layers.Dense(3, activation="softmax", name="predictions")(
+        keras.layers.ReLU()(h)))
+    result = cnnzoo.train.fit(model, data, epochs=3, optimizer="sgd", learning_rate=0.1, schedule="constant",
+                              weight_decay=None, ema=0.9, verbose=0)
+    bn = result.model.get_layer("bn")
+    got = [bn.moving_mean.numpy().copy(), bn.moving_variance.numpy().copy()]
+    recalibrate_bn(result.model, data)           # the statistics the EMA weights give, recomputed
+    np.testing.assert_allclose(got[0], bn.moving_mean.numpy(), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(got[1], bn.moving_variance.numpy(), rtol=1e-4, atol=1e-5)
+
+
+def test_finetune_stages_take_the_recipe_options(monkeypatch):
+    import importlib
+
+    fit_module = importlib.import_module("cnnzoo.train.fit")
+
+    seen = []
+    real_optimizer, real_weights = fit_module.make_optimizer, fit_module._class_weights
+
+    def optimizer_spy(*args, **kwargs):
+        seen.append(("optimizer", kwargs["ema"], kwargs["accumulate"]))
+        return real_optimizer(*args, **kwargs)
+
+    def weights_spy(*args):
+        weights = real_weights(*args)
+        seen.append(("class_weight", weights))
+        return weights
+
+    monkeypatch.setattr(fit_module, "make_optimizer", optimizer_spy)
+    monkeypatch.setattr(fit_module, "_class_weights", weights_spy)
+    x, y = toy_arrays(96)
+    y[:70] = 0
+    data = cnnzoo.data.from_arrays(np.repeat(np.repeat(x, 16, 1), 16, 2), y, batch_size=16, validation_split=0.0)
+    keras.utils.set_random_seed(0)
+    model = cnnzoo.create_model("mobilenet_v2_035", num_classes=3, input_shape=(32, 32, 3))
+    stages = [cnnzoo.Stage("head", epochs=1, learning_rate=1e-2, class_weight="balanced", loss="focal"),
+              cnnzoo.Stage(2, epochs=1, learning_rate=1e-3, ema=0.9, accumulate=2)]
+    result = cnnzoo.finetune(model, data, stages=stages, augment=None, verbose=0, from_scratch=False)
+    assert len(result.history["loss"]) == 2 and all(np.isfinite(result.history["loss"]))
+    weights = [entry[1] for entry in seen if entry[0] == "class_weight"]
+    assert weights[0][0] < 1 < weights[0][1] and weights[1] is None       # class 0 is common: it weighs less
+    assert [entry[1:] for entry in seen if entry[0] == "optimizer"] == [(None, 1), (0.9, 2)]

@@ -18,7 +18,7 @@ from tunetools import FIXED_RECIPE, color_data
 pytestmark = pytest.mark.filterwarnings("ignore:Even though the `tf.config.experimental_run_functions_eagerly`")
 
 HYPERPARAMETERS = ["model", "dropout", "optimizer", "learning_rate", "weight_decay", "label_smoothing",
-                   "batch_size", "augment"]
+                   "batch_size", "augment", "class_weight", "loss", "ema"]
 
 
 def test_search_picks_the_learning_rate_that_trains(tmp_path):

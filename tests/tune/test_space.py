@@ -42,6 +42,16 @@ def test_space_entries_become_fixed_choice_and_range_hyperparameters():
     assert {"batch_size", "augment", "augment_strength"} <= set(params)
 
 
+def test_the_real_data_recipe_is_fixed_until_the_space_opens_it():
+    _, params = declared(CnnZooHyperModel(3, (32, 32, 3), models=("resnet18",)))
+    for name, value in (("class_weight", "none"), ("loss", "auto"), ("ema", 0.0)):
+        assert isinstance(params[name], kt.engine.hyperparameters.Fixed) and params[name].value == value
+    _, params = declared(CnnZooHyperModel(3, (32, 32, 3), models=("resnet18",), space={
+        "class_weight": ["none", "balanced"], "loss": ["auto", "focal"], "ema": [0.0, 0.99]}))
+    assert params["class_weight"].values == ["none", "balanced"] and params["loss"].values == ["auto", "focal"]
+    assert params["ema"].values == [0.0, 0.99]
+
+
 def test_conditional_hyperparameters_follow_the_candidates():
     _, params = declared(CnnZooHyperModel(3, (32, 32, 3), models=("resnet18",)))
     assert "alpha" not in params and "phi" not in params and "unfreeze" not in params
@@ -74,6 +84,9 @@ def test_conditional_hyperparameters_follow_the_candidates():
     ({"alpha": 0.5}, "alpha"),
     ({"model": "mobilenet_v2"}, r"`space` cannot set 'model': it is the `models=` argument"),
     ({"epochs": 3}, r"`space` cannot set 'epochs': it is the `epochs=` argument"),
+    ({"class_weight": ["none", "inverse"]}, r"space\['class_weight'\]"),
+    ({"loss": "dice"}, r"space\['loss'\]"),
+    ({"ema": [0.0, 1.5]}, r"space\['ema'\]"),
 ])
 def test_bad_space_entries_name_the_argument(space, match):
     with pytest.raises((ValueError, TypeError), match=match) as info:
