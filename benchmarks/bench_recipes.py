@@ -243,7 +243,7 @@ def ema(cfg, log):
 def _mean(rows, key, **match):
     import statistics
 
-    values = [r[key] for r in rows if all(r.get(k) == v for k, v in match.items())]
+    values = [r[key] for r in rows if key in r and all(r.get(k) == v for k, v in match.items())]
     return round(statistics.mean(values), 4) if values else None
 
 
@@ -314,9 +314,10 @@ def main(argv=None, log=print) -> dict:
             report[section] = (distill(cfg, log, scratch) if section == "distill" else
                                globals()[section](cfg, log))
             report.setdefault("section_seconds", {})[section] = round(time.perf_counter() - t, 1)
-    report["goals"] = goals(report)
     report["seconds"] = round(time.perf_counter() - started, 1)
     report["load_average_end"] = _common.load_average()
+    _common.write_json(args.out, report)            # the measurements first: a summary bug must not lose them
+    report["goals"] = goals(report)
     report["markdown"] = markdown(report)
     _common.write_json(args.out, report)
     log(report["markdown"])

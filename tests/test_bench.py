@@ -259,3 +259,29 @@ def test_zoo_builds_as_units_decide_significance_when_measured():
     assert zoo.goal(rows, 16)["significantly_slower"] == ["s/inference_b16"]
     text = zoo.markdown({"rows": rows, "batch": 16, "image_size": 160, "rounds": 3, "style": "s"})
     assert "Builds as units" in text and "| s | inference_b16 |" in text
+
+
+def test_recipes_summary_handles_rows_with_different_columns():
+    """bench_recipes' goals and tables from result rows shaped like a full run (TTA rows differ per data set)."""
+    bench_recipes = _script("bench_recipes")
+    report = {
+        "imbalance": [{"epochs": 3, "seed": s, "recipe": r, "macro_f1": f, "balanced_accuracy": f, "accuracy": f}
+                      for s in (0, 1) for r, f in (("plain", 0.80), ("class_weight", 0.82), ("sampling", 0.91),
+                                                   ("focal", 0.78))],
+        "distill": {"runs": [{"seed": None, "model": "teacher resnet18", "accuracy": 0.99},
+                             {"seed": 0, "model": "mobilenet_v2_035 alone", "accuracy": 0.80},
+                             {"seed": 0, "model": "mobilenet_v2_035 distilled", "accuracy": 0.86}],
+                    "int8": {"passed": False, "top1_agreement": 0.9, "accuracy_drop_points": 3.0}},
+        "multilabel": [{"seed": 0, "map": 0.8, "macro_f1_at_0.5": 0.7, "macro_f1_tuned": 0.72,
+                        "subset_accuracy": 0.5, "positives_share": 0.15}],
+        "tta": [{"seed": 0, "data": "textures", "none": 0.6, "flip": 0.7, "crops": 0.65, "flip+crops": 0.71},
+                {"seed": 0, "data": "digits", "none": 0.98, "crops": 0.97, "flip": 0.93}],
+        "ema": [{"seed": 0, "ema": None, "accuracy": 0.86}, {"seed": 0, "ema": 0.99, "accuracy": 0.85}],
+    }
+    goals = bench_recipes.goals(report)
+    assert goals["imbalance_5_points"] == {"plain": 0.8, "best_balanced": 0.91, "met": True}
+    assert goals["distill_lifts"]["met"] is False          # int8 parity failed: the lift alone is not enough
+    text = bench_recipes.markdown(report)
+    assert "| data | none | flip | crops | flip+crops |" in text
+    assert "| digits | 0.98 | 0.93 | 0.97 | – |" in text       # digits have no flip+crops run: a dash, no crash
+    assert "| textures | 0.6 | 0.7 | 0.65 | 0.71 |" in text and "Weight EMA" in text

@@ -165,6 +165,12 @@ class MultiLabelReport:
                 f"micro_f1={self.micro_f1:.4f}, classes={len(self.class_names)})")
 
 
+def _mean_probabilities(model, images, views):
+    from cnnzoo.evaluate.tta import average_views
+
+    return average_views(lambda x: model(x, training=False), images, views)
+
+
 def predict_multilabel(model, data, *, split: str = "val", batch_size: int = 64, tta: tuple = ()):
     """(probabilities [N, K], labels [N, K]) of a multi-label model on labelled data, inference mode (averaged
     over `tta` views)."""
@@ -174,11 +180,9 @@ def predict_multilabel(model, data, *, split: str = "val", batch_size: int = 64,
 
     source = stream(data, name="data", split=split, labels=True, batch_size=batch_size, multi_hot=True)
 
-    from cnnzoo.evaluate.tta import average_views
+    from cnnzoo.evaluate.tta import traced
 
-    @tf.function(reduce_retracing=True)
-    def infer(images):
-        return average_views(lambda x: model(x, training=False), images, tta)
+    infer = traced(model, _mean_probabilities, tuple(tta))
 
     outputs, labels = [], []
     for batch in source:

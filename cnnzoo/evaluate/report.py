@@ -105,6 +105,20 @@ def _class_names(data):
     return list(data.class_names) if isinstance(data, ImageData) else None
 
 
+def _class_outputs(model, images, views, outputs_probabilities):
+    """The model's outputs, or with `views` its probabilities averaged over them."""
+    from cnnzoo.evaluate.tta import average_views
+
+    if not views:
+        return model(images, training=False)  # training=False: Keras 3.15 preprocessing layers leak training
+
+    def probabilities_of(x):
+        out = model(x, training=False)
+        return out if outputs_probabilities else tf.nn.softmax(out, axis=-1)
+
+    return average_views(probabilities_of, images, views)
+
+
 def predict_probabilities(model, data, *, split: str = "val", tta: tuple = ()):
     """(probabilities [N, C], logits [N, C], labels [N]) of `model` on `data`, inference mode; with `tta` views
     (cnnzoo.evaluate.tta) the probabilities averaged over them.
@@ -112,21 +126,12 @@ def predict_probabilities(model, data, *, split: str = "val", tta: tuple = ()):
     For a softmax head the logits are `log(p)` (they equal the pre-softmax logits up to a per-row shift, which
     softmax ignores).
     """
-    from cnnzoo.evaluate.tta import average_views
+    from cnnzoo.evaluate.tta import traced
     from cnnzoo.introspect import outputs_probabilities
 
     stream, _ = _stream(data, split)
     probs_out = outputs_probabilities(model) or bool(tta)
-
-    def probabilities_of(images):
-        out = model(images, training=False)  # training=False: Keras 3.15 preprocessing layers leak training
-        return out if outputs_probabilities(model) else tf.nn.softmax(out, axis=-1)
-
-    @tf.function(reduce_retracing=True)
-    def infer(images):
-        if tta:
-            return average_views(probabilities_of, images, tta)
-        return model(images, training=False)
+    infer = traced(model, _class_outputs, tuple(tta), outputs_probabilities(model))
 
     outputs, labels = [], []
     for batch in stream:

@@ -124,6 +124,13 @@ def _batches(data, split: str):
                     f"arrays. {received('data', type(data).__name__)}")
 
 
+def _predicted_masks(model, images, views):
+    from cnnzoo.evaluate.tta import average_views
+
+    probabilities = average_views(lambda x: model(x, training=False), images, views, per_pixel=True)
+    return tf.argmax(probabilities, axis=-1, output_type=tf.int32)
+
+
 def evaluate_segmenter(model, data, *, split: str = "val", class_names=None, ignore_index: int = IGNORE,
                        examples: int = 8, tta: tuple = ()) -> SegmentationReport:
     """Run `model` (inference mode) over `data` and score every pixel; see the module docstring."""
@@ -136,12 +143,9 @@ def evaluate_segmenter(model, data, *, split: str = "val", class_names=None, ign
         raise ValueError(f"The data has {len(names)} classes but the segmenter predicts {classes}. "
                          f"Received: class_names={names}")
 
-    from cnnzoo.evaluate.tta import average_views
+    from cnnzoo.evaluate.tta import traced
 
-    @tf.function(reduce_retracing=True)
-    def infer(images):
-        probabilities = average_views(lambda x: model(x, training=False), images, tta, per_pixel=True)
-        return tf.argmax(probabilities, axis=-1, output_type=tf.int32)
+    infer = traced(model, _predicted_masks, tuple(tta))
 
     confusion = np.zeros((classes, classes), np.int64)
     kept = {"images": [], "masks": [], "predictions": []}

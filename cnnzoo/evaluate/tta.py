@@ -14,6 +14,8 @@ Example:
 """
 from __future__ import annotations
 
+import weakref
+
 import tensorflow as tf
 
 from cnnzoo._checks import received
@@ -76,3 +78,25 @@ def average_views(probabilities_of, images, views: tuple, *, per_pixel: bool = F
     if per_pixel and "flip" in views:
         parts[1] = tf.reverse(parts[1], axis=[2])
     return tf.add_n(parts) / float(len(parts))
+
+
+_TRACED: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def traced(model, body, *args):
+    """`body(model, images, *args)` as a tf.function kept per (model, body, args) while the model lives.
+
+    Evaluating the same model again (a loop over views, seeds or epochs) reuses its traces instead of tracing a new
+    closure each call, which TensorFlow reports as retracing. `body` must be a module-level function: the cache
+    holds the model weakly, so it is freed with the model.
+
+    Example:
+        >>> infer = traced(model, _mean_probabilities, ("flip",))      # doctest: +SKIP
+        >>> probabilities = infer(images)                              # doctest: +SKIP
+    """
+    functions = _TRACED.setdefault(model, {})
+    key = (body, *args)
+    if key not in functions:
+        ref = weakref.ref(model)
+        functions[key] = tf.function(lambda images: body(ref(), images, *args), reduce_retracing=True)
+    return functions[key]

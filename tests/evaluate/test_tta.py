@@ -96,3 +96,26 @@ def test_exported_flip_tta_matches_in_every_format(tmp_path):
 
     int8 = load_runner(report.paths["tflite_int8"]).predict(x[:6])
     assert int8.shape == (6, 4) and np.allclose(int8.sum(-1), 1.0, atol=0.05)
+
+
+def test_evaluating_a_model_again_reuses_its_traces_reads_its_new_weights_and_frees_it(caplog):
+    import gc
+    import logging
+    import weakref
+
+    model = small_classifier()
+    x, y = images_and_labels(n=8)
+    with caplog.at_level(logging.WARNING, logger="tensorflow"):
+        first = [cnnzoo.evaluate(model, (x, y), tta=views).probabilities for views in (None, "flip") * 4]
+    assert not [r for r in caplog.records if "retracing" in r.getMessage()]
+    np.testing.assert_allclose(first[-1], first[1], atol=1e-6)
+    head = model.get_layer("predictions")
+    head.bias.assign(head.bias.numpy() + np.array([5.0, 0, 0, 0], "float32"))   # a trained step, in effect
+    after = cnnzoo.evaluate(model, (x, y)).probabilities
+    assert after[:, 0].mean() > first[0][:, 0].mean() + 0.3                        # the new weights, not a stale trace
+    from cnnzoo.evaluate.tta import _TRACED
+
+    ref = weakref.ref(model)
+    del model, head
+    gc.collect()
+    assert ref() is None and not any(m is None for m in _TRACED.keys())           # the cache let the model go
